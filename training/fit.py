@@ -1,0 +1,116 @@
+"""Training and evaluation loops, deterministic for a given seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge_asc.training.nets import Cnn, CnnConfig
+
+Progress = Callable[[int, int, float], None]  # (epoch, epochs, loss) after each epoch
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3  # peak of a one-cycle cosine schedule
+    weight_decay: float = 1e-4
+    seed: int = 0
+    frozen_convs: tuple[int, ...] = ()  # 1-based conv layers kept fixed (weights and BN stats)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.use_deterministic_algorithms(True)
+
+
+def new_model(config: CnnConfig, seed: int) -> Cnn:
+    """A freshly initialised model: the same seed gives the same weights."""
+    seed_everything(seed)
+    return Cnn(config)
+
+
+def _freeze(model: Cnn, layers: tuple[int, ...]) -> None:
+    for index in layers:
+        conv, bn = model.convs()[index - 1]
+        for module in (conv, bn):
+            module.eval()  # BN running statistics stay as they are
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+
+def fit(
+    model: Cnn, x: np.ndarray, y: np.ndarray, options: FitOptions, progress: Progress | None = None
+) -> Cnn:
+    """Adam with a one-cycle schedule; frozen convs keep their filters bit for bit.
+
+    Frozen first layers are what make shared-filter deduplication exact in the fused ensemble.
+    """
+    seed_everything(options.seed)
+    generator = torch.Generator().manual_seed(options.seed)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
+    steps_per_epoch = max(1, -(-len(xt) // options.batch_size))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=options.lr, total_steps=options.epochs * steps_per_epoch, pct_start=0.2
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    for epoch in range(options.epochs):
+        model.train()
+        _freeze(model, options.frozen_convs)
+        order = torch.randperm(len(xt), generator=generator)
+        total, seen = 0.0, 0
+        for start in range(0, len(xt), options.batch_size):
+            idx = order[start : start + options.batch_size]
+            if len(idx) < 2:  # batch norm cannot train on a single window
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+            seen += len(idx)
+        if progress:
+            progress(epoch + 1, options.epochs, total / max(seen, 1))
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Softmax probabilities of a torch model, (n, n_classes) float32."""
+    model.eval()
+    out = [
+        torch.softmax(model(torch.from_numpy(x[i : i + batch_size])), dim=1).numpy()
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(out) if out else np.empty((0, 0), dtype=np.float32)
+
+
+def clip_probabilities(window_probs: np.ndarray, clip_index: np.ndarray) -> np.ndarray:
+    """Average each clip's window probabilities: the clip-level verdict, as `classify` gives."""
+    n_clips = int(clip_index.max()) + 1
+    sums = np.zeros((n_clips, window_probs.shape[1]), dtype=np.float64)
+    np.add.at(sums, clip_index, window_probs)
+    counts = np.bincount(clip_index, minlength=n_clips)[:, None]
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
+def clip_accuracy(
+    window_probs: np.ndarray, clip_index: np.ndarray, clip_labels: np.ndarray
+) -> float:
+    probs = clip_probabilities(window_probs, clip_index)
+    return float(np.mean(probs.argmax(axis=1) == clip_labels))
+
+
+def log_loss(probs: np.ndarray, labels: np.ndarray) -> float:
+    picked = probs[np.arange(len(labels)), labels]
+    return float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0))))

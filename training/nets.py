@@ -1,0 +1,108 @@
+"""One CNN family covering the DCASE 2022 baseline and Singh & Plumbley's low-complexity models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+@dataclass(frozen=True)
+class CnnConfig:
+    """Architecture of one member: three convs ('same' padding), two poolings, two dense layers."""
+
+    kernel: int = 3
+    channels: tuple[int, int, int] = (16, 16, 32)
+    conv_activations: tuple[str, str, str] = ("tanh", "relu", "tanh")
+    dense_activation: str = "tanh"
+    pool: str = "avg"  # "avg" (Singh & Plumbley) or "max" (DCASE baseline)
+    pool1: tuple[int, int] = (5, 5)
+    pool2: tuple[int, int] = (4, 10)
+    dense: int = 100
+    dropout: float = 0.0
+    n_classes: int = 10
+    n_mels: int = 40
+    n_frames: int = 51
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CnnConfig:
+        data = dict(data)
+        for key in ("channels", "conv_activations", "pool1", "pool2"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    def with_channels(self, channels: tuple[int, int, int]) -> CnnConfig:
+        return replace(self, channels=tuple(channels))
+
+    def pooled_shape(self) -> tuple[int, int]:
+        h = self.n_mels // self.pool1[0] // self.pool2[0]
+        w = self.n_frames // self.pool1[1] // self.pool2[1]
+        return h, w
+
+
+def baseline_config(n_classes: int = 10) -> CnnConfig:
+    """The DCASE 2022 Task 1 baseline: 7x7 kernels, ReLU, max pooling, dropout 0.3."""
+    return CnnConfig(
+        kernel=7,
+        conv_activations=("relu", "relu", "relu"),
+        dense_activation="relu",
+        pool="max",
+        dropout=0.3,
+        n_classes=n_classes,
+    )
+
+
+def singh_config(kernel: int = 3, n_classes: int = 10) -> CnnConfig:
+    """Singh & Plumbley's model: the baseline's shape with tanh/avg pooling and a chosen kernel."""
+    return CnnConfig(kernel=kernel, n_classes=n_classes)
+
+
+class Cnn(nn.Module):
+    """Returns logits; softmax is added at export so training can use cross-entropy on logits."""
+
+    def __init__(self, config: CnnConfig) -> None:
+        super().__init__()
+        self.config = config
+        c1, c2, c3 = config.channels
+        k, pad = config.kernel, config.kernel // 2
+        pool = nn.AvgPool2d if config.pool == "avg" else nn.MaxPool2d
+        act = [ACTIVATIONS[a]() for a in config.conv_activations]
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, k, padding=pad),
+            nn.BatchNorm2d(c1),
+            act[0],
+            nn.Conv2d(c1, c2, k, padding=pad),
+            nn.BatchNorm2d(c2),
+            act[1],
+            pool(config.pool1),
+            nn.Dropout(config.dropout),
+            nn.Conv2d(c2, c3, k, padding=pad),
+            nn.BatchNorm2d(c3),
+            act[2],
+            pool(config.pool2),
+            nn.Dropout(config.dropout),
+        )
+        h, w = config.pooled_shape()
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(c3 * h * w, config.dense),
+            ACTIVATIONS[config.dense_activation](),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.dense, config.n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+    def convs(self) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+        """The three (conv, batch norm) pairs, in order: what pruning and fusion work on."""
+        layers = list(self.features)
+        return [(layers[i], layers[i + 1]) for i in (0, 3, 8)]
