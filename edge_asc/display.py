@@ -47,7 +47,7 @@ def print_card(card: ModelCard, path: Path, model_id: str, console: Console | No
             f"splits {training.get('val_splits', '-')}: "
             f"FP32 {_pct(accuracy.get('fp32'))}, INT8 {_pct(accuracy.get('int8'))}",
         ),
-        ("pipeline", f"{card.pipeline_version}, {card.created}"),
+        ("pipeline", card.pipeline_version or "-"),
         ("licence", card.license or "-"),
     ]
     for key, value in rows:

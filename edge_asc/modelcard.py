@@ -9,7 +9,7 @@ onnxruntime alone, so the live side does not need `onnx` installed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,6 @@ class ModelCard:
     file_size_bytes: int = 0
     training: dict[str, Any] = field(default_factory=dict)  # data, folds, accuracy, timings
     pipeline_version: str = ""
-    created: str = ""
     license: str = ""
     description: str = ""
 
@@ -74,6 +73,9 @@ class ModelCard:
                 f"{source}: model format version {version} is newer than this edge-asc reads "
                 f"({FORMAT_VERSION}); upgrade edge-asc"
             )
+        # Fields added later within one format version are informational: skip what we don't know.
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k in known}
         try:
             data["frontend"] = FrontEndConfig.from_dict(data["frontend"])
             card = cls(**data)

@@ -1,0 +1,58 @@
+"""The whole pipeline, quick mode, on real recordings laid out as DCASE TAU 2022."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_asc.api import Classifier
+from edge_asc.training.pipeline import PipelineOptions, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def tau_run(tau22_root: Path, tmp_path_factory) -> tuple[dict, Path, Path]:
+    out = tmp_path_factory.mktemp("tau-run")
+    options = PipelineOptions(data=tau22_root, out=out / "a", quick=True, cache=out / "cache")
+    return run_pipeline(options), out, tau22_root
+
+
+def test_trains_on_the_tau22_layout(tau_run):
+    results, out, _ = tau_run
+    assert results["layout"] == "tau22"
+    assert results["train_splits"] == ["train"] and results["val_splits"] == ["evaluate"]
+    assert len(results["labels"]) == 10 and "metro_station" in results["labels"]
+    run = out / "a"
+    for name in ("model.onnx", "model-fp32.onnx", "report.md", "report.json", "confusion.png"):
+        assert (run / name).stat().st_size > 0, name
+    report = json.loads((run / "report.json").read_text())
+    assert {r["kernel"] for r in report["filter_size"]} == {3, 5, 7}
+    assert sum(r["selected"] for r in report["filter_size"]) == 1
+    assert [m["name"] for m in report["members"]] == ["C1", "C2", "C12", "C23", "C123"]
+    assert report["members"][-1]["channels"] == [12, 12, 22]
+    assert "DCASE 2022 baseline" in (run / "report.md").read_text()
+
+
+def test_the_app_runs_what_the_pipeline_built(tau_run):
+    results, out, root = tau_run
+    classifier = Classifier(out / "a" / "model.onnx")
+    card = classifier.card
+    assert card.labels == results["labels"]
+    assert card.quantization.startswith("int8")
+    assert card.file_size_bytes == (out / "a" / "model.onnx").stat().st_size
+    assert card.macs == results["ensemble"]["macs"] < results["ensemble"]["members_macs"]
+    assert card.training["accuracy"]["int8"] == results["ensemble"]["int8_accuracy"]
+    clip = next((root / "audio").glob("*.wav"))
+    result = classifier.classify_file(clip)  # 48 kHz stereo 24-bit, resampled by the app
+    assert result.label in card.labels
+    assert np.isclose(sum(result.probabilities.values()), 1, atol=1e-4)
+
+
+def test_same_arguments_give_the_same_model(tau_run):
+    _, out, root = tau_run
+    again = PipelineOptions(data=root, out=out / "b", quick=True, cache=out / "cache")
+    run_pipeline(again)
+    first = (out / "a" / "model.onnx").read_bytes()
+    assert (out / "b" / "model.onnx").read_bytes() == first

@@ -1,0 +1,190 @@
+"""Static full-integer INT8 quantization of an exported model, calibrated on real log-mel windows.
+
+Singh & Plumbley quantized weights only; here weights AND activations are INT8 (onnxruntime's
+quantize_static, QDQ format, per-channel weights), calibrated on windows of every class so no
+class's activation range is clipped. The final Softmax and the ensemble Mean stay float: quantizing
+the probabilities to 8 bits would cost ~1/256 per class and rows would no longer sum to 1.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+
+INPUT_NAME = "logmel"
+# Compute ops worth integer kernels, and the layout ops between them (they pass int8 through).
+QUANTIZED_OP_TYPES = (
+    "Conv",
+    "Gemm",
+    "MatMul",
+    "AveragePool",
+    "MaxPool",
+    "Relu",
+    "Clip",
+    "Gather",
+    "Slice",
+    "Flatten",
+    "Reshape",
+)
+
+
+class WindowReader(CalibrationDataReader):
+    """Feeds calibration windows (N, 1, mels, frames) to the model input in fixed-size batches."""
+
+    def __init__(
+        self, windows: np.ndarray, batch_size: int = 64, input_name: str = INPUT_NAME
+    ) -> None:
+        self.windows = np.ascontiguousarray(windows, dtype=np.float32)
+        self.batch_size, self.input_name = batch_size, input_name
+        self._batches: Iterator[np.ndarray] = iter(())
+        self.rewind()
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._batches, None)
+        return None if batch is None else {self.input_name: batch}
+
+    def rewind(self) -> None:
+        # Every batch has the same shape (the histogram calibrators stack them): the last one is
+        # topped up from the start, which repeats a few windows and changes no min/max range.
+        n, size = len(self.windows), min(self.batch_size, len(self.windows))
+        wrapped = np.concatenate([self.windows, self.windows[: (-n) % size]])
+        self._batches = (wrapped[s : s + size] for s in range(0, len(wrapped), size))
+
+
+def calibration_windows(x: np.ndarray, y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Up to `per_class` windows of each class (all of a rarer class), drawn reproducibly.
+
+    Balanced so that the activation ranges reflect every class, not just the most frequent ones.
+    """
+    y = np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError("x and y differ in length")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        picked.append(rng.choice(idx, size=min(per_class, len(idx)), replace=False))
+    order = np.sort(np.concatenate(picked))
+    return np.ascontiguousarray(x[order], dtype=np.float32)
+
+
+def _after_softmax(model: onnx.ModelProto) -> list[str]:
+    """Names of Softmax nodes and everything downstream of them (kept float)."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    todo = [n for n in model.graph.node if n.op_type == "Softmax"]
+    seen: dict[str, onnx.NodeProto] = {}
+    while todo:
+        node = todo.pop()
+        if node.name in seen:
+            continue
+        seen[node.name] = node
+        for out in node.output:
+            todo.extend(consumers.get(out, []))
+    return list(seen)
+
+
+def _name_nodes(model: onnx.ModelProto) -> None:
+    """Give unnamed nodes unique names: exclusion lists work by node name."""
+    used = {n.name for n in model.graph.node if n.name}
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+
+
+def quantize_int8(
+    fp32_path: Path,
+    int8_path: Path,
+    calibration: np.ndarray,
+    per_channel: bool = True,
+    reduce_range: bool = True,
+    activation_type: QuantType = QuantType.QUInt8,
+    calibrate_method: CalibrationMethod = CalibrationMethod.MinMax,
+    batch_size: int = 64,
+) -> onnx.ModelProto:
+    """Write a QDQ INT8 copy of `fp32_path`; inputs and outputs keep their names and float type.
+
+    Weights are symmetric int8, per output channel when `per_channel`. `reduce_range` keeps weights
+    to 7 bits: on x86 without VNNI (this machine: AVX2 only) ORT multiplies u8 x s8 pairs with
+    VPMADDUBSW, whose int16 sums saturate; on the un-normalised log-mel input (~-11 mean) that
+    broke conv1 (argmax agreement 65% without it, 98% with it). CPUs with dot-product instructions
+    (VNNI, Arm's SDOT as on the Pi 5) do not saturate, but the same file must be right on both.
+    Activations default to asymmetric uint8: the native x86 format, and int8 activations measured
+    the same agreement (ORT's x86 kernels shift them to uint8 anyway).
+    """
+    fp32_path, int8_path = Path(fp32_path), Path(int8_path)
+    if len(calibration) == 0:
+        raise ValueError("no calibration windows")
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped = Path(tmp) / "prepped.onnx"
+        # Shape inference (needed for per-channel axes) and ORT's safe graph clean-ups first.
+        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=False)
+        model = onnx.load(str(prepped))
+        _name_nodes(model)
+        onnx.save(model, str(prepped))
+        quantize_static(
+            str(prepped),
+            str(int8_path),
+            WindowReader(calibration, batch_size),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            per_channel=per_channel,
+            reduce_range=reduce_range,
+            activation_type=activation_type,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=_after_softmax(model),
+            calibrate_method=calibrate_method,
+            extra_options={"WeightSymmetric": True},
+        )
+    result = onnx.load(str(int8_path))
+    src = onnx.load(str(fp32_path))
+    if src.metadata_props:  # the model card travels with the model (DESIGN.md section 1)
+        props = {p.key: p.value for p in result.metadata_props}
+        props.update({p.key: p.value for p in src.metadata_props})
+        onnx.helper.set_model_props(result, props)
+        onnx.save(result, str(int8_path))
+    return result
+
+
+def quantized_ops(path: Path) -> dict[str, dict[str, int]]:
+    """What onnxruntime actually runs in int8 vs float once it has fused the Q/DQ pairs.
+
+    Asks ORT itself (extended optimisation level, no hardware-specific layouts): an op counts as
+    int8 when ORT replaced it with an integer kernel (QLinearConv, QGemm, QLinearAveragePool, ...).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        optimized = onnx.load(options.optimized_model_filepath)
+    int8: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for node in optimized.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            other[node.op_type] += 1
+        elif node.op_type.startswith(("QLinear", "QGemm", "MatMulInteger", "ConvInteger")):
+            int8[node.op_type] += 1
+        else:
+            other[node.op_type] += 1
+    return {"int8": dict(sorted(int8.items())), "float": dict(sorted(other.items()))}

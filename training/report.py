@@ -1,0 +1,202 @@
+"""The run report: report.json (every figure), report.md (for people), confusion.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}" if isinstance(value, (int, float)) else "-"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def markdown(results: dict[str, Any]) -> str:
+    t = results["timings_s"]
+    ens = results["ensemble"]
+    lines = [
+        "# edge-asc training report",
+        "",
+        f"Data: `{results['data']}` ({results['layout']}); training splits "
+        f"{results['train_splits']} ({results['clips']['train']} clips, "
+        f"{results['windows']['train']} windows), validation {results['val_splits']} "
+        f"({results['clips']['val']} clips). Accuracy is clip-level: the mean of each clip's "
+        "1-s window probabilities.",
+        "",
+        f"Total time: {t['total'] / 60:.1f} min "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in t.items() if k != 'total')}).",
+        "",
+        "## Filter size (trained on part of the training splits, judged on the rest)",
+        "",
+    ]
+    lines += _table(
+        ["kernel", "parameters", "MACs", "within budget", "selection accuracy %", "selected"],
+        [
+            [
+                f"{r['kernel']}x{r['kernel']}",
+                f"{r['parameters']:,}",
+                f"{r['macs']:,}",
+                r["within_budget"],
+                _pct(r["selection_clip_accuracy"]),
+                "yes" if r["selected"] else "",
+            ]
+            for r in results["filter_size"]
+        ],
+    )
+    lines += ["## Pruning: filters per layer and accuracy", ""]
+    parent = results["parent"]
+    rows = [
+        [
+            parent["name"],
+            "/".join(map(str, parent["channels"])),
+            f"{parent['parameters']:,}",
+            f"{parent['macs']:,}",
+            "-",
+            _pct(parent.get("accuracy")),
+        ]
+    ]
+    rows += [
+        [
+            m["name"],
+            "/".join(map(str, m["channels"])),
+            f"{m['parameters']:,}",
+            f"{m['macs']:,}",
+            _pct(m.get("pruned_before_finetune_accuracy")),
+            _pct(m.get("accuracy")),
+        ]
+        for m in results["members"]
+    ]
+    lines += _table(
+        [
+            "model",
+            "filters conv1/2/3",
+            "parameters",
+            "MACs",
+            "accuracy % pruned, before fine-tune",
+            "accuracy % after fine-tune",
+        ],
+        rows,
+    )
+    lines += ["## Members, ensemble and the DCASE 2022 baseline", ""]
+    rows = []
+    if "baseline" in results:
+        b = results["baseline"]
+        rows.append(
+            [
+                "DCASE 2022 baseline (FP32)",
+                f"{b['parameters']:,}",
+                f"{b['macs']:,}",
+                "-",
+                _pct(b.get("accuracy")),
+                _fmt(b.get("log_loss")),
+            ]
+        )
+    rows += [
+        [
+            f"member {m['name']} (FP32)",
+            f"{m['parameters']:,}",
+            f"{m['macs']:,}",
+            "-",
+            _pct(m.get("accuracy")),
+            _fmt(m.get("log_loss")),
+        ]
+        for m in results["members"]
+    ]
+    rows.append(
+        [
+            "members summed (unfused)",
+            f"{ens['members_parameters']:,}",
+            f"{ens['members_macs']:,}",
+            "-",
+            "-",
+            "-",
+        ]
+    )
+    for tag in ("fp32", "int8"):
+        rows.append(
+            [
+                f"fused ensemble {tag.upper()}",
+                f"{ens['parameters']:,}",
+                f"{ens['macs']:,}",
+                f"{ens[f'{tag}_file_bytes']:,}",
+                _pct(ens.get(f"{tag}_accuracy")),
+                _fmt(ens.get(f"{tag}_log_loss")),
+            ]
+        )
+    lines += _table(
+        ["model", "parameters", "MACs / window", "file bytes", "accuracy %", "log loss"], rows
+    )
+    sharing = ens.get("sharing", {})
+    if sharing:
+        lines += [
+            "Shared-filter deduplication in the fused graph: "
+            + json.dumps(sharing, sort_keys=True),
+            "",
+        ]
+    if "int8_confusion" in ens:
+        labels = results["labels"]
+        matrix = ens["int8_confusion"]
+        lines += ["## Per-class accuracy (fused INT8 ensemble)", ""]
+        lines += _table(
+            ["class", "clips", "accuracy %"],
+            [
+                [lab, sum(row), _pct(row[i] / sum(row) if sum(row) else None)]
+                for i, (lab, row) in enumerate(zip(labels, matrix, strict=False))
+            ],
+        )
+        lines += ["![confusion matrix](confusion.png)", ""]
+    lines += ["## Acceptance checks", ""]
+    lines += _table(["check", "holds"], [[k, v] for k, v in results["checks"].items()])
+    env = results["environment"]
+    lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def confusion_png(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = max((max(r) for r in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, v in enumerate(row):
+            if v:
+                ax.text(
+                    j,
+                    i,
+                    str(v),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > top / 2 else "black",
+                )
+    ax.set_title("Fused INT8 ensemble, validation clips")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_report(results: dict[str, Any], out: Path) -> None:
+    (out / "report.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    (out / "report.md").write_text(markdown(results))
+    if "int8_confusion" in results["ensemble"]:
+        confusion_png(
+            results["ensemble"]["int8_confusion"], results["labels"], out / "confusion.png"
+        )
