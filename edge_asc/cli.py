@@ -94,7 +94,7 @@ def train(
     val_splits: Annotated[
         str,
         typer.Option(
-            "--val", help="Comma-separated validation folds/splits ('' to validate on nothing)."
+            "--val", help="Comma-separated validation folds/splits ('none': train on every split)."
         ),
     ] = "",
     epochs: Annotated[int, typer.Option(help="Epochs for each full training.")] = 0,
@@ -104,6 +104,13 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
     cache: Annotated[
         Path | None, typer.Option(help="Feature cache folder (default: OUT/../.cache).")
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="report.json of a validated run, recorded in the card of a model "
+            "trained on every split."
+        ),
     ] = None,
 ) -> None:
     """Build a model: select the filter size, train, prune, fine-tune, quantize, fuse."""
@@ -123,6 +130,7 @@ def train(
         quick=quick,
         seed=seed,
         cache=cache,
+        reference=reference,
     )
     run_pipeline(options)
 

@@ -6,6 +6,7 @@ the report says is what the shipped file carries.
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ class PipelineOptions:
     quick: bool = False
     seed: int = 0
     cache: Path | None = None
+    reference: Path | None = None  # report.json of a validated run of the same configuration
     kernels: tuple[int, ...] = (3, 5, 7)
     member_mac_budget: int = 6_000_000  # DCASE's 30 M MACs shared by five members
     members: tuple[str, ...] = ("C1", "C2", "C12", "C23", "C123")
@@ -458,6 +460,7 @@ def _card(
             "accuracy": accuracy,
             "baseline_accuracy": results.get("baseline", {}).get("accuracy"),
             "members_macs": summary["members_macs"],
+            "reference_run": _reference(options.reference),
             "seed": options.seed,
         },
         pipeline_version=f"edge-asc {__version__}",
@@ -465,6 +468,27 @@ def _card(
         description="Ensemble of pruned Singh & Plumbley CNNs fused into one graph with "
         "shared first-layer filters; clip label = mean of 1-s window probabilities.",
     )
+
+
+def _reference(path: Path | None) -> dict[str, Any] | None:
+    """A validated run's figures, for a model trained on everything (which has no validation)."""
+    if path is None:
+        return None
+    try:
+        ref = json.loads(Path(path).read_text())
+        ens = ref["ensemble"]
+        return {
+            "train_splits": ref["train_splits"],
+            "val_splits": ref["val_splits"],
+            "fp32_accuracy": ens["fp32_accuracy"],
+            "int8_accuracy": ens["int8_accuracy"],
+            "baseline_accuracy": ref["baseline"]["accuracy"],
+            "members": {m["name"]: m["accuracy"] for m in ref["members"]},
+            "parent_accuracy": ref["parent"]["accuracy"],
+            "selected_kernel": next(r["kernel"] for r in ref["filter_size"] if r["selected"]),
+        }
+    except (OSError, ValueError, KeyError, StopIteration) as err:
+        raise EdgeAscError(f"cannot use reference report {path}: {err}") from err
 
 
 def _confusion(pred: np.ndarray, true: np.ndarray, n: int) -> list[list[int]]:
