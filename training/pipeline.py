@@ -153,9 +153,15 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             )
 
         step = time.perf_counter()
-        results["filter_size"], kernel = _select_kernel(
-            dataset, train, train_clips, options, schedule, n_classes, train_model
-        )
+        reference = _reference(options.reference)
+        if reference:  # the validated run already chose: train on everything with its choice
+            results["filter_size"] = reference["filter_size"]
+            kernel = reference["selected_kernel"]
+        else:
+            results["filter_size"], kernel = _select_kernel(
+                dataset, train, train_clips, options, schedule, n_classes, train_model
+            )
+        results["reference_run"] = reference
         timings["filter_size_selection"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -460,7 +466,10 @@ def _card(
             "accuracy": accuracy,
             "baseline_accuracy": results.get("baseline", {}).get("accuracy"),
             "members_macs": summary["members_macs"],
-            "reference_run": _reference(options.reference),
+            "reference_run": {
+                k: v for k, v in (results.get("reference_run") or {}).items() if k != "filter_size"
+            }
+            or None,
             "seed": options.seed,
         },
         pipeline_version=f"edge-asc {__version__}",
@@ -486,6 +495,7 @@ def _reference(path: Path | None) -> dict[str, Any] | None:
             "members": {m["name"]: m["accuracy"] for m in ref["members"]},
             "parent_accuracy": ref["parent"]["accuracy"],
             "selected_kernel": next(r["kernel"] for r in ref["filter_size"] if r["selected"]),
+            "filter_size": ref["filter_size"],
         }
     except (OSError, ValueError, KeyError, StopIteration) as err:
         raise EdgeAscError(f"cannot use reference report {path}: {err}") from err

@@ -35,6 +35,15 @@ def markdown(results: dict[str, Any]) -> str:
         "## Filter size (trained on part of the training splits, judged on the rest)",
         "",
     ]
+    ref = results.get("reference_run")
+    if ref:
+        lines += [
+            f"Chosen by the validated reference run (train {ref['train_splits']}, validation "
+            f"{ref['val_splits']}: fused INT8 {_pct(ref['int8_accuracy'])} %, FP32 "
+            f"{_pct(ref['fp32_accuracy'])} %, DCASE 2022 baseline "
+            f"{_pct(ref['baseline_accuracy'])} %); this run trains on every split with it.",
+            "",
+        ]
     lines += _table(
         ["kernel", "parameters", "MACs", "within budget", "selection accuracy %", "selected"],
         [

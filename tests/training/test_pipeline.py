@@ -56,3 +56,25 @@ def test_same_arguments_give_the_same_model(tau_run):
     run_pipeline(again)
     first = (out / "a" / "model.onnx").read_bytes()
     assert (out / "b" / "model.onnx").read_bytes() == first
+
+
+def test_training_on_every_split_records_the_reference_run(tau_run):
+    results, out, root = tau_run
+    options = PipelineOptions(
+        data=root,
+        out=out / "all",
+        quick=True,
+        cache=out / "cache",
+        val_splits=["none"],
+        reference=out / "a" / "report.json",
+    )
+    everything = run_pipeline(options)
+    assert sorted(everything["train_splits"]) == ["evaluate", "train"]
+    assert everything["val_splits"] == [] and "baseline" not in everything
+    chosen = next(r["kernel"] for r in results["filter_size"] if r["selected"])
+    assert everything["members"][0]["kernel"] == chosen
+    card = Classifier(out / "all" / "model.onnx").card
+    ref = card.training["reference_run"]
+    assert ref["int8_accuracy"] == results["ensemble"]["int8_accuracy"]
+    assert ref["val_splits"] == ["evaluate"]
+    assert card.training["accuracy"] == {"fp32": None, "int8": None}
