@@ -142,7 +142,8 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
         ) -> Cnn:
             task = bar.add_task(label, total=epochs)
             model = model or fit.new_model(config, seed)
-            return fit.fit(
+            began = time.perf_counter()
+            trained = fit.fit(
                 model,
                 x,
                 y,
@@ -151,6 +152,9 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
                     task, completed=e, description=f"{label} loss {loss:.3f}"
                 ),
             )
+            if not console.is_terminal:  # a log file gets one line per finished step
+                console.print(f"{label}: {epochs} epochs, {time.perf_counter() - began:.0f} s")
+            return trained
 
         step = time.perf_counter()
         reference = _reference(options.reference)
