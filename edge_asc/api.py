@@ -1,10 +1,12 @@
-"""The library API: load a model, classify an array or a file.
+"""The library API: load a model, classify an array or a file, stream from a source.
 
 The CLI is a thin layer over this; the live app's streaming builds on the same pieces.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import numpy as np
 from edge_asc.audio_io import read_audio, resample, to_mono
 from edge_asc.features import LogMel, windows
 from edge_asc.model import Model
+from edge_asc.sources import Source
+from edge_asc.stream import Prediction, SmoothingConfig, stream_predictions
 
 DEFAULT_HOP_SECONDS = 0.5
 
@@ -71,6 +75,22 @@ class Classifier:
     ) -> ClipResult:
         signal = read_audio(path, self.card.frontend.sample_rate)
         return self._result(self.window_probabilities(signal, hop_seconds))
+
+    def stream(
+        self,
+        source: Source,
+        hop_seconds: float = DEFAULT_HOP_SECONDS,
+        smoothing: SmoothingConfig | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[Prediction]:
+        """Predictions from a live source, one per window, until it ends or `stop` is set.
+
+        A source that starts at a file's first sample yields exactly the windows (and so the
+        probabilities) of `window_probabilities` on that file.
+        """
+        return stream_predictions(
+            source, self.model, hop_seconds=hop_seconds, smoothing=smoothing, stop=stop
+        )
 
     def _result(self, probs: np.ndarray) -> ClipResult:
         mean = probs.mean(axis=0)

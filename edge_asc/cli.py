@@ -8,11 +8,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from edge_asc.errors import EdgeAscError
+
+if TYPE_CHECKING:
+    from edge_asc.model import Model
+    from edge_asc.sources import Source
+    from edge_asc.stream import SmoothingConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -133,6 +138,169 @@ def train(
         reference=reference,
     )
     run_pipeline(options)
+
+
+DisplayOption = Annotated[
+    str,
+    typer.Option(
+        "--display",
+        help="auto (a live panel at a terminal, plain lines otherwise), rich, plain or none.",
+    ),
+]
+
+
+def _live_options(
+    display: str, hop: float, top_k: int, method: str, windows: int, margin: float, threshold: float
+) -> SmoothingConfig:
+    """Check the live options before a device is opened; return the smoothing they describe."""
+    from edge_asc.live import DISPLAYS
+    from edge_asc.stream import SmoothingConfig
+
+    if display not in DISPLAYS:
+        raise EdgeAscError(f"--display must be one of {', '.join(DISPLAYS)}")
+    if hop <= 0 or top_k < 1:
+        raise EdgeAscError("--hop must be positive and --top-k at least 1")
+    try:
+        return SmoothingConfig(method, windows, margin, threshold)
+    except ValueError as err:
+        raise EdgeAscError(str(err)) from err
+
+
+def _run_live(
+    source: Source,
+    loaded: Model,
+    display: str,
+    top_k: int,
+    log: Path | None,
+    log_format: str,
+    log_max_mb: float,
+    log_keep: int,
+    hop: float,
+    smoothing: SmoothingConfig,
+) -> None:
+    from edge_asc.live import make_display, run
+    from edge_asc.sinks import PredictionLog
+
+    with source:
+        sink = None
+        if log is not None:
+            sink = PredictionLog(log, log_format, top_k, round(log_max_mb * 2**20), log_keep)
+        try:
+            summary = run(source, loaded, make_display(display, top_k), sink, hop, smoothing)
+        finally:
+            if sink is not None:
+                sink.close()
+    how = "stopped" if summary.stopped else "done"
+    typer.echo(
+        f"edge-asc: {how}: {summary.windows} windows, {summary.audio_seconds:.1f} s of audio, "
+        f"{summary.overflows} overflows",
+        err=True,
+    )
+
+
+@app.command()
+def listen(
+    device: Annotated[
+        str | None,
+        typer.Option("--device", "-d", help="Input device: index or name substring."),
+    ] = None,
+    rate: Annotated[
+        int | None,
+        typer.Option(
+            "--rate",
+            "-r",
+            help="Hz. Microphone: the model's rate if the device takes it, else its default. "
+            "--stdin: the PCM's rate (default: the model's).",
+        ),
+    ] = None,
+    channels: Annotated[
+        int | None, typer.Option("--channels", "-c", help="Channels to capture (default 1).")
+    ] = None,
+    from_file: Annotated[
+        Path | None, typer.Option("--from-file", help="Replay an audio file instead.")
+    ] = None,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="With --from-file: as fast as possible.")
+    ] = False,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Raw interleaved PCM on standard input.")
+    ] = False,
+    pcm: Annotated[
+        str,
+        typer.Option("--format", help="--stdin sample format: S16_LE, S24_3LE, S32_LE, FLOAT_LE."),
+    ] = "S16_LE",
+    model: ModelOption = None,
+    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 1,
+    hop: Annotated[float, typer.Option(help="Seconds between windows.")] = 0.5,
+    smoothing: Annotated[str, typer.Option(help="mean or ema of recent windows.")] = "mean",
+    smooth_windows: Annotated[int, typer.Option(help="Windows the smoothing spans.")] = 4,
+    margin: Annotated[
+        float, typer.Option(help="A new label must beat the shown one by this (hysteresis).")
+    ] = 0.1,
+    threshold: Annotated[
+        float, typer.Option(help="Below this smoothed probability the label is 'uncertain'.")
+    ] = 0.3,
+    top_k: Annotated[int, typer.Option(help="Classes shown and logged per window.")] = 3,
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Append one record per window to this file.")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
+    log_max_mb: Annotated[float, typer.Option(help="Rotate the log at this size.")] = 10.0,
+    log_keep: Annotated[int, typer.Option(help="Rotated logs kept (older are deleted).")] = 5,
+    display: DisplayOption = "auto",
+) -> None:
+    """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
+    from edge_asc.model import Model
+    from edge_asc.sources import open_source
+
+    config = _live_options(display, hop, top_k, smoothing, smooth_windows, margin, threshold)
+    loaded = Model(model, threads=threads)
+    source = open_source(
+        device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate
+    )
+    _run_live(source, loaded, display, top_k, log, log_format, log_max_mb, log_keep, hop, config)
+
+
+@app.command()
+def devices() -> None:
+    """List the input devices: index, channels, default rate (* marks the default)."""
+    from edge_asc.sources import input_devices
+
+    found = input_devices()
+    if not found:
+        raise EdgeAscError(
+            "no input devices found: connect a microphone (is the sound server running?)"
+        )
+    for dev in found:
+        mark = "*" if dev.is_default else " "
+        typer.echo(
+            f"{mark}{dev.index:3d}  {dev.name}  ({dev.hostapi}, {dev.channels} ch, "
+            f"{dev.default_rate:g} Hz)"
+        )
+
+
+@app.command()
+def demo(
+    fast: Annotated[bool, typer.Option("--fast", help="As fast as possible.")] = False,
+    model: ModelOption = None,
+    log: Annotated[Path | None, typer.Option("--log", help="Also log to this file.")] = None,
+    display: DisplayOption = "auto",
+) -> None:
+    """Replay the bundled recording (a few street sounds) through the live pipeline."""
+    from edge_asc.model import Model
+    from edge_asc.sources import FileSource
+
+    smoothing = _live_options(display, 0.5, 3, "mean", 4, 0.1, 0.3)
+    loaded = Model(model)
+    source = FileSource(demo_recording(), realtime=not fast)
+    _run_live(source, loaded, display, 3, log, "jsonl", 10.0, 5, 0.5, smoothing)
+
+
+def demo_recording() -> Path:
+    """The bundled demo clip (package data; see samples/ATTRIBUTION.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("edge_asc").joinpath("samples", "demo.flac")))
 
 
 def main() -> None:

@@ -22,6 +22,10 @@ class FitOptions:
     weight_decay: float = 1e-4
     seed: int = 0
     frozen_convs: tuple[int, ...] = ()  # 1-based conv layers kept fixed (weights and BN stats)
+    mixup: float = 0.0  # Beta(a, a) mixing of window pairs; 0 turns it off
+    label_smoothing: float = 0.0
+    distill: float = 0.0  # weight of the teacher's softened outputs in the loss (0: labels only)
+    temperature: float = 2.0  # softening of teacher and student logits for distillation
 
 
 def seed_everything(seed: int) -> None:
@@ -46,11 +50,19 @@ def _freeze(model: Cnn, layers: tuple[int, ...]) -> None:
 
 
 def fit(
-    model: Cnn, x: np.ndarray, y: np.ndarray, options: FitOptions, progress: Progress | None = None
+    model: Cnn,
+    x: np.ndarray,
+    y: np.ndarray,
+    options: FitOptions,
+    progress: Progress | None = None,
+    teacher: nn.Module | None = None,
 ) -> Cnn:
-    """Adam with a one-cycle schedule; frozen convs keep their filters bit for bit.
+    """AdamW with a one-cycle schedule; frozen convs keep their filters bit for bit.
 
     Frozen first layers are what make shared-filter deduplication exact in the fused ensemble.
+    With a `teacher` (the unpruned parent) and `options.distill` > 0, a pruned member also learns
+    the parent's softened outputs (Hinton et al.'s distillation), which recovers what pruning
+    removed with fewer epochs than labels alone.
     """
     seed_everything(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
@@ -61,7 +73,10 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=options.lr, total_steps=options.epochs * steps_per_epoch, pct_start=0.2
     )
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
+    beta = torch.distributions.Beta(options.mixup, options.mixup) if options.mixup > 0 else None
+    if teacher is not None:
+        teacher.eval()
     for epoch in range(options.epochs):
         model.train()
         _freeze(model, options.frozen_convs)
@@ -72,7 +87,20 @@ def fit(
             if len(idx) < 2:  # batch norm cannot train on a single window
                 continue
             optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            xb, yb = xt[idx], yt[idx]
+            if beta is None:
+                logits = model(xb)
+                loss = loss_fn(logits, yb)
+            else:  # mixup: a convex mix of two windows must predict the same mix of labels
+                lam = float(beta.sample())
+                perm = torch.randperm(len(idx), generator=generator)
+                xb = lam * xb + (1 - lam) * xb[perm]
+                logits = model(xb)
+                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
+            if teacher is not None and options.distill > 0:
+                loss = (1 - options.distill) * loss + options.distill * _distillation(
+                    logits, teacher, xb, options.temperature
+                )
             loss.backward()
             optimizer.step()
             scheduler.step()
@@ -82,6 +110,17 @@ def fit(
             progress(epoch + 1, options.epochs, total / max(seen, 1))
     model.eval()
     return model
+
+
+def _distillation(
+    logits: torch.Tensor, teacher: nn.Module, x: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """KL divergence to the teacher's softened outputs, times T^2 to keep gradients comparable."""
+    with torch.no_grad():
+        target = torch.log_softmax(teacher(x) / temperature, dim=1)
+    student = torch.log_softmax(logits / temperature, dim=1)
+    kl = nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+    return kl * temperature**2
 
 
 @torch.no_grad()

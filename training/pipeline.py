@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +51,27 @@ class PipelineOptions:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Epochs per step; `--quick` shrinks everything for tests and smoke runs."""
+    """How each step trains; `--quick` shrinks everything for tests and smoke runs."""
 
-    selection: int
-    full: int
-    finetune: int
+    selection: fit.FitOptions
+    full: fit.FitOptions
+    # Members: conv1 frozen, so every member keeps the parent's first-layer filters exactly (what
+    # makes the fused graph's sharing exact), and half the loss is distillation from the parent,
+    # so a pruned member recovers the parent's function rather than drifting from it.
+    finetune: fit.FitOptions
     window_hop: int = 25  # frames between training windows (0.5 s)
 
     @classmethod
     def for_options(cls, options: PipelineOptions) -> Schedule:
-        if options.quick:
-            return cls(selection=1, full=options.epochs or 2, finetune=1)
-        return cls(selection=8, full=options.epochs or 20, finetune=6)
+        selection, full, finetune = (1, 2, 1) if options.quick else (8, 20, 6)
+        full = options.epochs or full
+        return cls(
+            selection=fit.FitOptions(epochs=selection, seed=options.seed),
+            full=fit.FitOptions(epochs=full, seed=options.seed),
+            finetune=fit.FitOptions(
+                epochs=finetune, seed=options.seed, lr=1e-3, frozen_convs=(1,), distill=0.5
+            ),
+        )
 
 
 @dataclass
@@ -123,7 +132,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
         "windows": {"train": len(train.y), "val": len(val.y)},
         "seed": options.seed,
         "quick": options.quick,
-        "schedule": schedule.__dict__,
+        "schedule": asdict(schedule),
         "timings_s": timings,
     }
 
@@ -133,27 +142,26 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             config: CnnConfig,
             x: np.ndarray,
             y: np.ndarray,
-            epochs: int,
+            how: fit.FitOptions,
             label: str,
             model: Cnn | None = None,
-            frozen: tuple[int, ...] = (),
-            lr: float = 3e-3,
-            seed: int = options.seed,
+            teacher: Cnn | None = None,
         ) -> Cnn:
-            task = bar.add_task(label, total=epochs)
-            model = model or fit.new_model(config, seed)
+            task = bar.add_task(label, total=how.epochs)
+            model = model or fit.new_model(config, how.seed)
             began = time.perf_counter()
             trained = fit.fit(
                 model,
                 x,
                 y,
-                fit.FitOptions(epochs=epochs, seed=seed, frozen_convs=frozen, lr=lr),
+                how,
                 progress=lambda e, _n, loss: bar.update(
                     task, completed=e, description=f"{label} loss {loss:.3f}"
                 ),
+                teacher=teacher,
             )
             if not console.is_terminal:  # a log file gets one line per finished step
-                console.print(f"{label}: {epochs} epochs, {time.perf_counter() - began:.0f} s")
+                console.print(f"{label}: {how.epochs} epochs, {time.perf_counter() - began:.0f} s")
             return trained
 
         step = time.perf_counter()
@@ -190,19 +198,15 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[name])
             row = _describe(pruned, val, name)
             row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)
-            # conv1 stays frozen so every member keeps the parent's first-layer filters exactly
-            # (what makes the fused graph's sharing exact); each member gets its own shuffling
-            # seed, which makes the members' errors less alike and the ensemble worth more.
+            # Each member gets its own shuffling seed: the members' errors are less alike.
             pruned = train_model(
                 pruned.config,
                 train.x,
                 train.y,
-                schedule.finetune,
+                replace(schedule.finetune, seed=options.seed + number),
                 f"fine-tune {name}",
                 model=pruned,
-                frozen=(1,),
-                lr=1e-3,
-                seed=options.seed + number,
+                teacher=parent,
             )
             row.update(_describe(pruned, val, name))
             row["kept_filters"] = {str(k): v for k, v in kept.items()}

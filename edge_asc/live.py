@@ -1,0 +1,208 @@
+"""A live session: run the stream until it ends or is stopped, feeding the log and a display.
+
+Two displays: a rich live panel for a person at a terminal, and one plain line per prediction
+when stdout is not a terminal (systemd, journald, a pipe), where redrawing would be noise.
+SIGTERM and SIGINT only set a flag that the stream checks between reads, so a stop never cuts a
+log line in half and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Protocol, TextIO
+
+from rich.bar import Bar
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from edge_asc.model import Model
+from edge_asc.sinks import PredictionLog, utc_iso
+from edge_asc.sources import Source
+from edge_asc.stream import UNCERTAIN, Prediction, SmoothingConfig, stream_predictions
+
+DISPLAYS = ("auto", "rich", "plain", "none")
+
+
+class Display(Protocol):
+    def start(self, source: Source, model_id: str) -> None: ...
+    def update(self, pred: Prediction) -> None: ...
+    def stop(self) -> None: ...
+
+
+class NoDisplay:
+    """Nothing on stdout (the log alone, or a benchmark)."""
+
+    def start(self, source: Source, model_id: str) -> None:
+        pass
+
+    def update(self, pred: Prediction) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def plain_line(pred: Prediction) -> str:
+    return (
+        f"{utc_iso(pred)} {pred.offset:9.1f}s  {pred.label} {pred.confidence:.3f}  "
+        f"smoothed {pred.smoothed_label} {pred.smoothed_confidence:.3f}  "
+        f"{pred.dbfs:6.1f} dBFS  overflows {pred.overflows}"
+    )
+
+
+class PlainDisplay:
+    """One line per prediction, flushed, for journald and pipes."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out if out is not None else sys.stdout
+
+    def start(self, source: Source, model_id: str) -> None:
+        print(f"edge-asc: listening to {source.description} with {model_id}", file=sys.stderr)
+
+    def update(self, pred: Prediction) -> None:
+        self.out.write(plain_line(pred) + "\n")
+        self.out.flush()
+
+    def stop(self) -> None:
+        pass
+
+
+class RichDisplay:
+    """A live panel: the shown label, a bar per top class, time, input level, overflows."""
+
+    def __init__(self, top_k: int = 3, console: Console | None = None) -> None:
+        self.top_k = top_k
+        self.console = console or Console()
+        self._live: Live | None = None
+        self._source = "audio"
+        self._model = ""
+        self._t0 = time.monotonic()
+
+    def start(self, source: Source, model_id: str) -> None:
+        self._source, self._model = source.description, model_id
+        self._t0 = time.monotonic()
+        waiting = Panel(Text("listening... (the first window takes one second)"), title="edge-asc")
+        self._live = Live(waiting, console=self.console, auto_refresh=False, transient=False)
+        self._live.start(refresh=True)
+
+    def render(self, pred: Prediction) -> Panel:
+        style = "yellow" if pred.smoothed_label == UNCERTAIN else "bold green"
+        head = Text.assemble(
+            (pred.smoothed_label, style), f"  {100 * pred.smoothed_confidence:.0f}%"
+        )
+        bars = Table.grid(padding=(0, 1))
+        bars.add_column(min_width=18)
+        bars.add_column()
+        bars.add_column(justify="right")
+        for label, p in pred.top_k(self.top_k, smoothed=True):
+            bars.add_row(label, Bar(1.0, 0.0, p, width=30), f"{100 * p:5.1f}%")
+        elapsed = time.monotonic() - self._t0
+        audio = pred.offset + pred.window_seconds
+        overflow_style = "red" if pred.overflows else "dim"
+        foot = Text.assemble(
+            (
+                f"elapsed {elapsed:6.1f} s   audio {audio:6.1f} s   level {pred.dbfs:6.1f} dBFS   ",
+                "dim",
+            ),
+            (f"overflows {pred.overflows}", overflow_style),
+        )
+        body = Group(head, Text(""), bars, Text(""), foot)
+        return Panel(body, title=f"edge-asc: {self._source}", subtitle=self._model)
+
+    def update(self, pred: Prediction) -> None:
+        if self._live is not None:
+            self._live.update(self.render(pred), refresh=True)
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+            if not self.console.is_terminal:
+                self.console.line()  # a file or pipe gets the last panel and its newline
+
+
+def make_display(mode: str = "auto", top_k: int = 3) -> Display:
+    """`auto`: the rich panel at a terminal, plain lines otherwise."""
+    if mode not in DISPLAYS:
+        raise ValueError(f"display must be one of {DISPLAYS}")
+    if mode == "auto":
+        mode = "rich" if sys.stdout.isatty() else "plain"
+    if mode == "rich":
+        return RichDisplay(top_k)
+    if mode == "plain":
+        return PlainDisplay()
+    return NoDisplay()
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop`; a second SIGINT interrupts at once. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@dataclass
+class Summary:
+    windows: int = 0
+    audio_seconds: float = 0.0
+    overflows: int = 0
+    stopped: bool = False  # by a signal, as opposed to the source ending
+
+
+def run(
+    source: Source,
+    model: Model,
+    display: Display,
+    log: PredictionLog | None = None,
+    hop_seconds: float = 0.5,
+    smoothing: SmoothingConfig | None = None,
+    stop: threading.Event | None = None,
+) -> Summary:
+    """Stream `source` through `model` into `log` and `display` until it ends or a signal."""
+    stop = stop or threading.Event()
+    summary = Summary()
+    window_seconds = model.card.window_seconds
+    with stop_on_signals(stop):
+        display.start(source, model.id)
+        try:
+            for pred in stream_predictions(source, model, hop_seconds, smoothing, stop):
+                if log is not None:
+                    log.write(pred)
+                display.update(pred)
+                summary.windows += 1
+                summary.audio_seconds = pred.offset + window_seconds
+                summary.overflows = pred.overflows
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): stop quietly, as Unix tools do.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            stop.set()
+        finally:
+            display.stop()
+    summary.stopped = stop.is_set()
+    summary.overflows = max(summary.overflows, source.overflows)
+    return summary

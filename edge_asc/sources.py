@@ -1,0 +1,405 @@
+"""Where live audio comes from: a microphone, a file replayed, or raw PCM on standard input.
+
+Every source hands the consumer (frames, channels) float32 blocks at its own rate; downmixing
+and resampling happen downstream, in the consumer, never in an audio callback. `read` waits at
+most `timeout` seconds, so the consumer can notice a stop request (SIGTERM) between reads, and
+returns None once the source is exhausted.
+
+sounddevice is imported only on the microphone path: importing it without a PortAudio library
+raises OSError, and the file and stdin sources must work on such a machine.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType, TracebackType
+from typing import Any, BinaryIO
+
+import numpy as np
+import soundfile as sf
+
+from edge_asc.errors import EdgeAscError
+from edge_asc.ringbuffer import RingBuffer
+
+DEVICES_HINT = "list the input devices with `edge-asc devices`"
+
+
+class Source:
+    """Base class: a context manager yielding float32 (frames, channels) blocks from `read`."""
+
+    rate: int
+    channels: int
+    description: str = "audio"
+
+    @property
+    def overflows(self) -> int:
+        """Input overflows so far (samples the source had to drop); 0 where none can happen."""
+        return 0
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        """The next block, possibly empty (nothing yet); None at the end of the stream."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class FileSource(Source):
+    """Any file soundfile reads, replayed in real time (like a microphone) or as fast as possible.
+
+    Real-time pacing releases each block only once its last sample "has been recorded", measured
+    from the first read, so a replay exercises the same timing as a live capture.
+    """
+
+    def __init__(
+        self, path: str | Path, realtime: bool = True, block_seconds: float | None = None
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise EdgeAscError(f"audio file not found: {self.path}")
+        if self.path.is_dir():
+            raise EdgeAscError(f"expected an audio file, got a directory: {self.path}")
+        try:
+            self._file = sf.SoundFile(str(self.path))
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
+        self.rate = int(self._file.samplerate)
+        self.channels = int(self._file.channels)
+        self.realtime = realtime
+        # Small blocks keep a real-time display fluid; big ones let --fast batch the model.
+        seconds = block_seconds if block_seconds is not None else (0.1 if realtime else 8.0)
+        self._block = max(1, round(seconds * self.rate))
+        self._delivered = 0
+        self._start: float | None = None
+        self.description = f"{self.path.name} ({'real time' if realtime else 'fast'})"
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        if self._file.closed:
+            return None
+        if self.realtime:
+            now = time.monotonic()
+            if self._start is None:
+                self._start = now
+            due = self._start + (self._delivered + self._block) / self.rate
+            if now < due:
+                time.sleep(min(due - now, timeout))
+                if time.monotonic() < due:
+                    return np.empty((0, self.channels), dtype=np.float32)
+        try:
+            block = self._file.read(self._block, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise EdgeAscError(f"cannot read audio {self.path}: {err}") from err
+        if block.shape[0] == 0:
+            return None
+        if not np.all(np.isfinite(block)):
+            raise EdgeAscError(f"audio file holds NaN or infinite samples: {self.path}")
+        self._delivered += block.shape[0]
+        return block
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class PcmFormat:
+    """A raw PCM sample format, named as arecord names it."""
+
+    name: str
+    dtype: str  # numpy dtype of one sample (after widening 3-byte samples)
+    width: int  # bytes per sample on the wire
+    scale: float  # multiply to get float32 in [-1, 1), as libsndfile does
+
+
+PCM_FORMATS = MappingProxyType(
+    {
+        f.name: f
+        for f in (
+            PcmFormat("S16_LE", "<i2", 2, 1.0 / 2**15),
+            PcmFormat("S24_3LE", "<i4", 3, 1.0 / 2**31),  # packed 24-bit, widened into int32
+            PcmFormat("S32_LE", "<i4", 4, 1.0 / 2**31),
+            PcmFormat("FLOAT_LE", "<f4", 4, 1.0),
+        )
+    }
+)
+
+
+def pcm_format(name: str) -> PcmFormat:
+    try:
+        return PCM_FORMATS[name.upper()]
+    except KeyError:
+        raise EdgeAscError(
+            f"unknown PCM format {name!r}; choose one of {', '.join(PCM_FORMATS)}"
+        ) from None
+
+
+def decode_pcm(data: bytes, fmt: PcmFormat, channels: int) -> np.ndarray:
+    """Whole frames of raw little-endian PCM -> (frames, channels) float32."""
+    if fmt.width == 3:
+        raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3)
+        wide = np.zeros((raw.shape[0], 4), dtype=np.uint8)
+        wide[:, 1:] = raw  # the 24 bits become the top of an int32: exact, sign included
+        samples = wide.view("<i4").reshape(-1)
+    else:
+        samples = np.frombuffer(data, dtype=fmt.dtype)
+    out = samples.astype(np.float32)
+    if fmt.scale != 1.0:
+        out *= np.float32(fmt.scale)
+    return out.reshape(-1, channels)
+
+
+class StdinSource(Source):
+    """Raw interleaved PCM from a byte stream (standard input by default).
+
+    For setups where PortAudio is not wanted: `arecord -f S16_LE -r 48000 -c 1 | edge-asc listen
+    --stdin --rate 48000`. Reads wait on select() with the caller's timeout, so a stop request
+    is seen even while the writer is silent.
+    """
+
+    def __init__(
+        self,
+        rate: int,
+        channels: int = 1,
+        sample_format: str = "S16_LE",
+        stream: BinaryIO | None = None,
+        block_seconds: float = 0.1,
+    ) -> None:
+        if rate <= 0 or channels <= 0:
+            raise EdgeAscError("--rate and --channels must be positive")
+        self.rate, self.channels = rate, channels
+        self.format = pcm_format(sample_format)
+        self._stream = stream if stream is not None else sys.stdin.buffer
+        try:
+            self._fd: int | None = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = None  # an in-memory stream: plain blocking reads
+        self._frame_bytes = self.format.width * channels
+        self._max_bytes = max(1, round(block_seconds * rate)) * self._frame_bytes
+        self._pending = b""
+        self._eof = False
+        self.description = f"stdin ({self.format.name}, {rate} Hz, {channels} ch)"
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        if self._eof:
+            return None
+        if self._fd is not None:
+            ready, _, _ = select.select([self._fd], [], [], timeout)
+            data = os.read(self._fd, self._max_bytes) if ready else None
+        else:
+            data = self._stream.read(self._max_bytes)
+        if data is None:
+            return np.empty((0, self.channels), dtype=np.float32)
+        if not data:
+            self._eof = True  # an incomplete last frame is dropped
+            return None
+        data = self._pending + data
+        usable = len(data) - len(data) % self._frame_bytes
+        self._pending = data[usable:]
+        return decode_pcm(data[:usable], self.format, self.channels)
+
+
+def import_sounddevice() -> Any:
+    """sounddevice, or a one-line EdgeAscError when the PortAudio library is missing."""
+    try:
+        import sounddevice as sd
+    except OSError as err:  # sounddevice raises OSError when libportaudio cannot be loaded
+        raise EdgeAscError(
+            f"no PortAudio library, so no microphone ({err}); install it (Debian/Raspberry Pi "
+            "OS: apt install libportaudio2), or use --from-file or --stdin"
+        ) from err
+    return sd
+
+
+@dataclass(frozen=True)
+class InputDevice:
+    index: int
+    name: str
+    hostapi: str
+    channels: int
+    default_rate: float
+    is_default: bool
+
+
+def input_devices() -> list[InputDevice]:
+    """Every device PortAudio can record from, with its channels and default rate."""
+    sd = import_sounddevice()
+    try:
+        devices = sd.query_devices()
+        hostapis = sd.query_hostapis()
+        default_in = sd.default.device[0]
+    except sd.PortAudioError as err:
+        raise EdgeAscError(f"cannot list audio devices: {err}") from err
+    return [
+        InputDevice(
+            index=int(d["index"]),
+            name=str(d["name"]),
+            hostapi=str(hostapis[d["hostapi"]]["name"]),
+            channels=int(d["max_input_channels"]),
+            default_rate=float(d["default_samplerate"]),
+            is_default=int(d["index"]) == default_in,
+        )
+        for d in devices
+        if d["max_input_channels"] > 0
+    ]
+
+
+def resolve_device(sd: Any, spec: str | int | None) -> dict[str, Any]:
+    """The input device `spec` names: None = the default, an index, or a name substring."""
+    if spec is None:
+        try:
+            return dict(sd.query_devices(kind="input"))
+        except sd.PortAudioError as err:
+            raise EdgeAscError(
+                f"no input device (PortAudio: {err}); connect a microphone, {DEVICES_HINT}, or "
+                "use --from-file or --stdin"
+            ) from err
+    text = str(spec).strip()
+    try:
+        devices = [dict(d) for d in sd.query_devices()]
+    except sd.PortAudioError as err:
+        raise EdgeAscError(f"cannot list audio devices ({err}); {DEVICES_HINT}") from err
+    inputs = [d for d in devices if d["max_input_channels"] > 0]
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        match = [d for d in inputs if d["index"] == index]
+        if not match:
+            raise EdgeAscError(f"no input device with index {index}; {DEVICES_HINT}")
+        return match[0]
+    match = [d for d in inputs if text.lower() in d["name"].lower()]
+    exact = [d for d in match if d["name"].lower() == text.lower()]
+    if len(exact) == 1:
+        return exact[0]
+    if not match:
+        raise EdgeAscError(f"no input device named like {text!r}; {DEVICES_HINT}")
+    if len(match) > 1:
+        names = ", ".join(f"{d['index']}: {d['name']}" for d in match)
+        raise EdgeAscError(f"{text!r} matches several input devices ({names}); pick one by index")
+    return match[0]
+
+
+def choose_rate(sd: Any, device: dict[str, Any], channels: int, wanted: int | None) -> int:
+    """`wanted` if the device takes it, else the device's default rate (resampled downstream)."""
+    candidates = [wanted] if wanted else []
+    candidates.append(round(device["default_samplerate"]))
+    for rate in candidates:
+        try:
+            sd.check_input_settings(
+                device=device["index"], channels=channels, dtype="float32", samplerate=rate
+            )
+        except (sd.PortAudioError, ValueError):
+            continue
+        return int(rate)
+    raise EdgeAscError(
+        f"input device {device['name']!r} accepts neither {wanted} Hz nor its default rate "
+        f"with {channels} channel(s); {DEVICES_HINT}"
+    )
+
+
+class MicSource(Source):
+    """A PortAudio input stream whose callback only copies into a preallocated ring buffer."""
+
+    def __init__(
+        self,
+        device: str | int | None = None,
+        rate: int | None = None,
+        channels: int = 1,
+        buffer_seconds: float = 10.0,
+        latency: str | float = "high",
+    ) -> None:
+        sd = import_sounddevice()
+        info = resolve_device(sd, device)
+        if channels <= 0:
+            raise EdgeAscError("--channels must be positive")
+        self.channels = min(channels, int(info["max_input_channels"]))
+        self.rate = choose_rate(sd, info, self.channels, rate)
+        self.description = f"{info['name']} ({self.rate} Hz, {self.channels} ch)"
+        self._ring = RingBuffer(max(1, round(buffer_seconds * self.rate)), self.channels)
+        self._status_overflows = 0
+        self._min_frames = max(1, self.rate // 20)  # wake the consumer for >= 50 ms of audio
+        try:
+            self._stream = sd.InputStream(
+                device=info["index"],
+                channels=self.channels,
+                samplerate=self.rate,
+                dtype="float32",
+                latency=latency,
+                callback=self._callback,
+            )
+            self._stream.start()
+        except (sd.PortAudioError, ValueError) as err:
+            raise EdgeAscError(f"cannot open input device {info['name']!r}: {err}") from err
+
+    def _callback(self, indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
+        # Real-time thread: count, copy, return. Nothing else belongs here.
+        if status and status.input_overflow:
+            self._status_overflows += 1
+        self._ring.write(indata)
+
+    @property
+    def overflows(self) -> int:
+        return self._status_overflows + self._ring.overflows
+
+    def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        deadline = time.monotonic() + timeout
+        while self._ring.available < self._min_frames:
+            if not self._stream.active:
+                if self._ring.available:
+                    break
+                raise EdgeAscError(
+                    f"the input stream stopped ({self.description}); was the device unplugged?"
+                )
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            deficit = (self._min_frames - self._ring.available) / self.rate
+            time.sleep(min(left, max(deficit, 0.005)))
+        return self._ring.read()
+
+    def close(self) -> None:
+        stream = getattr(self, "_stream", None)
+        if stream is not None and not stream.closed:
+            stream.stop()
+            stream.close()
+
+
+def open_source(
+    device: str | None = None,
+    rate: int | None = None,
+    channels: int | None = None,
+    from_file: str | Path | None = None,
+    fast: bool = False,
+    stdin: bool = False,
+    pcm: str = "S16_LE",
+    default_rate: int = 16000,
+) -> Source:
+    """The one source the `listen` options name (the microphone unless told otherwise)."""
+    if from_file is not None and stdin:
+        raise EdgeAscError("choose one of --from-file and --stdin")
+    if fast and from_file is None:
+        raise EdgeAscError("--fast replays a file: use it with --from-file")
+    if from_file is not None:
+        if device is not None or rate is not None or channels is not None:
+            raise EdgeAscError("--device, --rate and --channels do not apply to --from-file")
+        return FileSource(from_file, realtime=not fast)
+    if stdin:
+        if device is not None:
+            raise EdgeAscError("--device does not apply to --stdin")
+        return StdinSource(rate or default_rate, channels or 1, pcm)
+    return MicSource(device, rate or default_rate, channels or 1)
