@@ -22,8 +22,6 @@ class FitOptions:
     weight_decay: float = 1e-4
     seed: int = 0
     frozen_convs: tuple[int, ...] = ()  # 1-based conv layers kept fixed (weights and BN stats)
-    mixup: float = 0.0  # Beta(a, a) mixing of window pairs; 0 turns it off
-    label_smoothing: float = 0.0
     distill: float = 0.0  # weight of the teacher's softened outputs in the loss (0: labels only)
     temperature: float = 2.0  # softening of teacher and student logits for distillation
 
@@ -73,8 +71,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=options.lr, total_steps=options.epochs * steps_per_epoch, pct_start=0.2
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=options.label_smoothing)
-    beta = torch.distributions.Beta(options.mixup, options.mixup) if options.mixup > 0 else None
+    loss_fn = nn.CrossEntropyLoss()
     if teacher is not None:
         teacher.eval()
     for epoch in range(options.epochs):
@@ -88,15 +85,8 @@ def fit(
                 continue
             optimizer.zero_grad(set_to_none=True)
             xb, yb = xt[idx], yt[idx]
-            if beta is None:
-                logits = model(xb)
-                loss = loss_fn(logits, yb)
-            else:  # mixup: a convex mix of two windows must predict the same mix of labels
-                lam = float(beta.sample())
-                perm = torch.randperm(len(idx), generator=generator)
-                xb = lam * xb + (1 - lam) * xb[perm]
-                logits = model(xb)
-                loss = lam * loss_fn(logits, yb) + (1 - lam) * loss_fn(logits, yb[perm])
+            logits = model(xb)
+            loss = loss_fn(logits, yb)
             if teacher is not None and options.distill > 0:
                 loss = (1 - options.distill) * loss + options.distill * _distillation(
                     logits, teacher, xb, options.temperature
