@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -397,21 +398,17 @@ def _export(
         "members_parameters": members_cost.parameters,
         "members_macs": members_cost.macs,
     }
-    for tag, path in (("fp32", fp32_path), ("int8", int8_path)):
-        import onnx
+    files = {"fp32": fp32_path, "int8": int8_path}
 
+    def write_card(tag: str, path: Path) -> None:
+        quantization = "fp32" if tag == "fp32" else "int8-static-qdq-per-channel"
         card = _card(
-            options,
-            dataset,
-            frontend,
-            mean,
-            std,
-            window_frames,
-            results,
-            summary,
-            quantization="fp32" if tag == "fp32" else "int8-static-qdq-per-channel",
+            options, dataset, frontend, mean, std, window_frames, results, summary, quantization
         )
         summary[f"{tag}_file_bytes"] = save(onnx.load(str(path)), card, path)
+
+    for tag, path in files.items():
+        write_card(tag, path)  # a first card: the app's Model needs one to load the file
         if not val.empty:
             probs = Model(path).predict(val.x_raw)  # exactly the app's path, card included
             clip = fit.clip_probabilities(probs, val.clip_index)
@@ -420,22 +417,8 @@ def _export(
             summary[f"{tag}_confusion"] = _confusion(
                 clip.argmax(1), val.clip_labels, len(dataset.labels)
             )
-    # The card records the accuracies that were only known after saving: write it once more.
-    for tag, path in (("fp32", fp32_path), ("int8", int8_path)):
-        import onnx
-
-        card = _card(
-            options,
-            dataset,
-            frontend,
-            mean,
-            std,
-            window_frames,
-            results,
-            summary,
-            quantization="fp32" if tag == "fp32" else "int8-static-qdq-per-channel",
-        )
-        summary[f"{tag}_file_bytes"] = save(onnx.load(str(path)), card, path)
+    for tag, path in files.items():
+        write_card(tag, path)  # the final card, with the accuracies just measured
     return summary
 
 
