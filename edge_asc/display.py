@@ -14,6 +14,21 @@ def _pct(value: object) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
 
 
+def _reference_rows(training: dict) -> list[tuple[str, str]]:
+    """A model trained on every split quotes the validated run of its configuration."""
+    ref = training.get("reference_run")
+    if not ref:
+        return []
+    return [
+        (
+            "reference run",
+            f"same pipeline on splits {ref['train_splits']}, validated on {ref['val_splits']}: "
+            f"FP32 {_pct(ref['fp32_accuracy'])}, INT8 {_pct(ref['int8_accuracy'])}, "
+            f"DCASE 2022 baseline {_pct(ref['baseline_accuracy'])}",
+        )
+    ]
+
+
 def print_card(card: ModelCard, path: Path, model_id: str, console: Console | None = None) -> None:
     console = console or Console()
     fe = card.frontend
@@ -47,6 +62,7 @@ def print_card(card: ModelCard, path: Path, model_id: str, console: Console | No
             f"splits {training.get('val_splits', '-')}: "
             f"FP32 {_pct(accuracy.get('fp32'))}, INT8 {_pct(accuracy.get('int8'))}",
         ),
+        *_reference_rows(training),
         ("pipeline", card.pipeline_version or "-"),
         ("licence", card.license or "-"),
     ]
