@@ -2,8 +2,8 @@
 
 Written by hand in NumPy because it is the hot path: a vectorised frame-by-stride, one `rfft`
 and one matrix product per batch of frames, with no per-frame Python loop. python-speech-features
-supplies the mel filterbank (and is the cross-check in the tests), but it is not streaming and
-recomputes everything per call, so it is not used to compute frames.
+is the reference (its filterbank and log-mel, cross-checked in the tests), but it is not
+streaming, recomputes everything per call and needs SciPy, so the app does not depend on it.
 
 Framing convention (the same offline and live): the signal is preceded by `win_length // 2` zeros,
 so frame `i` is centred on sample `i * hop_length`; `flush()` appends the same number of zeros at
@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
-import python_speech_features as psf
 
 
 @dataclass(frozen=True)
@@ -60,11 +59,28 @@ class FrontEndConfig:
         return round(seconds * self.sample_rate) // self.hop_length + 1
 
 
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz) / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
 def mel_matrix(config: FrontEndConfig) -> np.ndarray:
-    """(n_fft // 2 + 1, n_mels) float32, python-speech-features' filterbank transposed."""
-    fb = psf.get_filterbanks(
-        config.n_mels, config.n_fft, config.sample_rate, config.fmin, config.fmax
-    )
+    """(n_fft // 2 + 1, n_mels) float32: python-speech-features' triangular filterbank.
+
+    The same construction (HTK mel scale, band edges floored to FFT bins) written out here
+    because importing python-speech-features pulls in SciPy, some 100 MB on a Pi for ten lines;
+    a test pins it equal to `python_speech_features.get_filterbanks`.
+    """
+    edges = np.linspace(_hz_to_mel(config.fmin), _hz_to_mel(config.fmax), config.n_mels + 2)
+    bins = np.floor((config.n_fft + 1) * _mel_to_hz(edges) / config.sample_rate).astype(int)
+    fb = np.zeros((config.n_mels, config.n_fft // 2 + 1))
+    for j in range(config.n_mels):
+        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
+        fb[j, lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
+        fb[j, mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
     return np.ascontiguousarray(fb.T, dtype=np.float32)
 
 

@@ -38,13 +38,25 @@ def psf_logmel(signal: np.ndarray, config: FrontEndConfig) -> np.ndarray:
     return feat
 
 
-def test_mel_matrix_is_python_speech_features_filterbank():
-    config = FrontEndConfig()
+@pytest.mark.parametrize(
+    "config",
+    [
+        FrontEndConfig(),
+        FrontEndConfig(sample_rate=22050, n_mels=64, n_fft=2048, win_length=1024, fmax=11025),
+        FrontEndConfig(n_mels=32, n_fft=512, win_length=400, hop_length=160, fmin=50, fmax=7000),
+    ],
+)
+def test_mel_matrix_is_python_speech_features_filterbank(config):
     ours = mel_matrix(config)
-    ref = psf.get_filterbanks(40, 1024, 16000, 0, 8000).T
-    assert ours.shape == (513, 40)
-    np.testing.assert_allclose(ours, ref, rtol=1e-6)
-    assert np.all(ours.sum(axis=0) > 0), "every mel band must cover at least one FFT bin"
+    ref = psf.get_filterbanks(
+        config.n_mels, config.n_fft, config.sample_rate, config.fmin, config.fmax
+    ).T
+    assert ours.shape == (config.n_fft // 2 + 1, config.n_mels)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-7)
+
+
+def test_default_filterbank_has_no_empty_band():
+    assert np.all(mel_matrix(FrontEndConfig()).sum(axis=0) > 0)
 
 
 def test_log_mel_agrees_with_python_speech_features(clips):
