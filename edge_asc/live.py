@@ -146,18 +146,23 @@ def make_display(mode: str = "auto", top_k: int = 3) -> Display:
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT set `stop`; a second SIGINT interrupts at once. Main thread only."""
+def stop_on_signals(stop: threading.Event, reopen: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT set `stop` (a second SIGINT interrupts at once); SIGHUP sets `reopen`,
+    what `systemctl reload` and logrotate send. Main thread only."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            reopen.set()
+            return
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop.set()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     try:
         yield
     finally:
@@ -184,13 +189,17 @@ def run(
 ) -> Summary:
     """Stream `source` through `model` into `log` and `display` until it ends or a signal."""
     stop = stop or threading.Event()
+    reopen = threading.Event()
     summary = Summary()
     window_seconds = model.card.window_seconds
-    with stop_on_signals(stop):
+    with stop_on_signals(stop, reopen):
         display.start(source, model.id)
         try:
             for pred in stream_predictions(source, model, hop_seconds, smoothing, stop):
                 if log is not None:
+                    if reopen.is_set():
+                        reopen.clear()
+                        log.reopen()
                     log.write(pred)
                 display.update(pred)
                 summary.windows += 1

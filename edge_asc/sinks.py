@@ -145,6 +145,11 @@ class PredictionLog:
             rotate(self.path, self.keep)
             self._open()
 
+    def reopen(self) -> None:
+        """Close and open the path again: after logrotate renamed the file, go on in a new one."""
+        self.close()
+        self._open()
+
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()

@@ -446,6 +446,38 @@ def test_sigterm_on_stdin_stops_cleanly(us8k_clip, tmp_path):
     assert stderr.decode().splitlines()[-1].startswith("edge-asc: stopped: 6 windows")
 
 
+def test_sighup_reopens_the_log_for_logrotate(us8k_clip, tmp_path):
+    """logrotate renames the file, then `systemctl reload` sends SIGHUP: new lines go to a new
+    file at the same path, the renamed one keeps complete lines, and the listener goes on."""
+    log = tmp_path / "out.jsonl"
+    cmd = [*EDGE_ASC, "listen", "--stdin", "--log", str(log), "--display", "none"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    pcm = sf.read(us8k_clip, dtype="int16")[0].tobytes()
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(pcm)
+        proc.stdin.flush()
+        wait_for(lambda: len(read_log(log)) >= 6, 120, proc, "the first clip's windows")
+        rotated = log.rename(tmp_path / "out.jsonl.1")
+        proc.send_signal(signal.SIGHUP)
+        proc.stdin.write(pcm)
+        proc.stdin.flush()
+        wait_for(lambda: len(read_log(log)) >= 6, 120, proc, "windows in the reopened log")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdin, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+    assert proc.returncode == 0
+    assert len(read_log(rotated)) == 6 and rotated.read_text().endswith("\n")
+    assert len(read_log(log)) >= 6 and log.read_text().endswith("\n")
+
+
 def no_server_env(tmp_path: Path) -> dict[str, str]:
     """No sound server reachable (and none autospawned): what a headless box without a mic has."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
