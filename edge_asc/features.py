@@ -127,13 +127,14 @@ class LogMel:
         return out
 
     def compute(self, signal: np.ndarray) -> np.ndarray:
-        """All frames of a finite mono signal (the offline path), (n, n_mels) float32."""
-        stream = LogMel.__new__(LogMel)
-        stream.config, stream._mel = self.config, self._mel
-        stream._window = self._window
-        stream.reset()
-        head = stream.push(signal)
-        return np.concatenate((head, stream.flush())) if head.size else stream.flush()
+        """All frames of a finite mono signal (the offline path), (n, n_mels) float32.
+
+        Stateless: the same half-window pads as a stream from reset() to flush(), in one go.
+        """
+        pad = np.zeros(self.config.win_length // 2, dtype=np.float32)
+        buf = np.concatenate((pad, np.asarray(signal, dtype=np.float32).reshape(-1), pad))
+        win, hop = self.config.win_length, self.config.hop_length
+        return self._frames(buf, 0 if buf.size < win else (buf.size - win) // hop + 1)
 
     def _frames(self, buf: np.ndarray, n: int) -> np.ndarray:
         if n == 0:

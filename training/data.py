@@ -57,7 +57,7 @@ class Dataset:
 
     def splits(self) -> list[str]:
         """The split names present, numeric folds in numeric order ("2" before "10")."""
-        return sorted({c.split for c in self.clips}, key=_split_key)
+        return sorted({c.split for c in self.clips}, key=split_key)
 
     def subset(self, splits: set[str]) -> list[Clip]:
         """The clips of the named splits, in dataset order; an unknown split name is an error."""
@@ -107,8 +107,8 @@ def split_clips(dataset: Dataset, train: set[str], val: set[str]) -> tuple[list[
         first = sorted(shared)[0]
         raise EdgeAscError(
             f"{len(shared)} recording(s) of {dataset.root} appear in both training "
-            f"({', '.join(sorted(train, key=_split_key))}) and validation "
-            f"({', '.join(sorted(val, key=_split_key))}), first: {first}"
+            f"({', '.join(sorted(train, key=split_key))}) and validation "
+            f"({', '.join(sorted(val, key=split_key))}), first: {first}"
         )
     return train_clips, val_clips
 
@@ -386,7 +386,7 @@ def _check_files_exist(meta: Path, root: Path, paths: Sequence[Path]) -> None:
 
 def _check_splits_exist(dataset: Dataset, wanted: set[str]) -> None:
     present = set(dataset.splits())
-    unknown = sorted(wanted - present, key=_split_key)
+    unknown = sorted(wanted - present, key=split_key)
     if unknown:
         raise EdgeAscError(
             f"no split {', '.join(unknown)} in {dataset.root} ({dataset.layout} layout); "
@@ -394,5 +394,6 @@ def _check_splits_exist(dataset: Dataset, wanted: set[str]) -> None:
         )
 
 
-def _split_key(name: str) -> tuple[int, int, str]:
+def split_key(name: str) -> tuple[int, int, str]:
+    """Folds sort as numbers (2 before 10), named splits after them."""
     return (0, int(name), "") if name.isdigit() else (1, 0, name)

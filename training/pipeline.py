@@ -338,7 +338,7 @@ def _select_kernel(
 
 def _inner_split(clips: list[data.Clip]) -> tuple[np.ndarray, np.ndarray]:
     """Clip indices for selection: hold out the last training fold, else every 5th group."""
-    splits = sorted({c.split for c in clips}, key=data._split_key)
+    splits = sorted({c.split for c in clips}, key=data.split_key)
     if len(splits) > 1:
         held = np.array([c.split == splits[-1] for c in clips])
     else:
