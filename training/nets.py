@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -106,3 +107,17 @@ class Cnn(nn.Module):
         """The three (conv, batch norm) pairs, in order: what pruning and fusion work on."""
         layers = list(self.features)
         return [(layers[i], layers[i + 1]) for i in (0, 3, 8)]
+
+
+def save_model(model: Cnn, path: Path) -> None:
+    """Config and weights together, so a benchmark or a later step rebuilds the exact model."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save({"config": model.config.to_dict(), "state_dict": state}, path)
+
+
+def load_model(path: Path) -> Cnn:
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    model = Cnn(CnnConfig.from_dict(saved["config"]))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -24,7 +24,7 @@ from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig
 from edge_asc.model import Model
 from edge_asc.modelcard import ModelCard, save
-from edge_asc.training import complexity, data, fit, fuse, prune, quantize, report
+from edge_asc.training import complexity, data, fit, fuse, nets, prune, quantize, report
 from edge_asc.training.nets import Cnn, CnnConfig, baseline_config, singh_config
 
 LICENSE_NOTE = (
@@ -56,10 +56,12 @@ class Schedule:
 
     selection: fit.FitOptions
     full: fit.FitOptions
-    # Members: conv1 frozen, so every member keeps the parent's first-layer filters exactly (what
-    # makes the fused graph's sharing exact), and half the loss is distillation from the parent,
-    # so a pruned member recovers the parent's function rather than drifting from it.
-    finetune: fit.FitOptions
+    # Member fine-tuning candidates, one chosen per member on the inner split (never on the
+    # validation split). All keep conv1 frozen, so every member keeps the parent's first-layer
+    # filters exactly (what makes the fused graph's sharing exact), and learn partly from the
+    # parent's softened outputs, so a pruned member recovers the parent's function rather than
+    # drifting from it; they differ in how much of the loss that distillation is.
+    finetune: tuple[fit.FitOptions, ...]
     window_hop: int = 25  # frames between training windows (0.5 s)
 
     @classmethod
@@ -69,10 +71,23 @@ class Schedule:
         return cls(
             selection=fit.FitOptions(epochs=selection, seed=options.seed),
             full=fit.FitOptions(epochs=full, seed=options.seed),
-            finetune=fit.FitOptions(
-                epochs=finetune, seed=options.seed, lr=1e-3, frozen_convs=(1,), distill=0.5
+            finetune=tuple(
+                fit.FitOptions(
+                    epochs=finetune, seed=options.seed, lr=1e-3, frozen_convs=(1,), distill=d
+                )
+                for d in (0.5, 0.9)
             ),
         )
+
+
+@dataclass
+class Inner:
+    """The training splits cut in two for choices (kernel, fine-tuning): fit on one, judge on
+    the other, so nothing is ever chosen on the validation split the report's figures come from."""
+
+    x: np.ndarray
+    y: np.ndarray
+    val: Split
 
 
 @dataclass
@@ -167,12 +182,17 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
 
         step = time.perf_counter()
         reference = _reference(options.reference)
-        if reference:  # the validated run already chose: train on everything with its choice
+        if reference:  # the validated run already chose: train on everything with its choices
             results["filter_size"] = reference["filter_size"]
+            results["finetune_selection"] = reference["finetune_selection"]
             kernel = reference["selected_kernel"]
         else:
-            results["filter_size"], kernel = _select_kernel(
-                dataset, train, train_clips, options, schedule, n_classes, train_model
+            inner = _inner(train, train_clips)
+            results["filter_size"], kernel, inner_parent = _select_kernel(
+                inner, options, schedule, n_classes, train_model
+            )
+            results["finetune_selection"] = _select_finetune(
+                inner, inner_parent, options, schedule, train_model
             )
         results["reference_run"] = reference
         timings["filter_size_selection"] = time.perf_counter() - step
@@ -183,6 +203,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             parent_config, train.x, train.y, schedule.full, f"parent {kernel}x{kernel}"
         )
         results["parent"] = _describe(parent, val, "parent")
+        nets.save_model(parent, out / "torch" / "parent.pt")
         timings["parent"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -191,6 +212,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
                 baseline_config(n_classes), train.x, train.y, schedule.full, "DCASE 2022 baseline"
             )
             results["baseline"] = _describe(base, val, "DCASE 2022 baseline")
+            nets.save_model(base, out / "torch" / "baseline.pt")
         timings["baseline"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -199,20 +221,22 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[name])
             row = _describe(pruned, val, name)
             row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)
-            # Each member gets its own shuffling seed: the members' errors are less alike.
+            how = schedule.finetune[results["finetune_selection"][name]["chosen"]]
             pruned = train_model(
                 pruned.config,
                 train.x,
                 train.y,
-                replace(schedule.finetune, seed=options.seed + number),
+                _member_seed(how, options, number),
                 f"fine-tune {name}",
                 model=pruned,
                 teacher=parent,
             )
             row.update(_describe(pruned, val, name))
             row["kept_filters"] = {str(k): v for k, v in kept.items()}
+            row["finetune_distill"] = how.distill
             results["members"].append(row)
             members.append(pruned)
+            nets.save_model(pruned, out / "torch" / f"{name}.pt")
         timings["prune_finetune"] = time.perf_counter() - step
 
     step = time.perf_counter()
@@ -283,57 +307,97 @@ def _windows(
     return Split(x, xn, y, clip_index, np.asarray(labels, dtype=np.int64))
 
 
-def _select_kernel(
-    dataset: data.Dataset,
-    train: Split,
-    train_clips: list[data.Clip],
-    options: PipelineOptions,
-    schedule: Schedule,
-    n_classes: int,
-    train_model: Any,
-) -> tuple[list[dict[str, Any]], int]:
-    """Train each kernel size on part of the training data, judge it on the rest.
-
-    The selection never sees the validation split that the report's accuracies come from.
-    """
+def _inner(train: Split, train_clips: list[data.Clip]) -> Inner:
     inner_train, inner_val = _inner_split(train_clips)
     pick_train = np.isin(train.clip_index, inner_train)
     pick_val = np.isin(train.clip_index, inner_val)
-    sel_val = Split(
+    val = Split(
         train.x_raw[pick_val],
         train.x[pick_val],
         train.y[pick_val],
         np.searchsorted(inner_val, train.clip_index[pick_val]),
         train.clip_labels[inner_val],
     )
-    rows = []
+    return Inner(train.x[pick_train], train.y[pick_train], val)
+
+
+def _select_kernel(
+    inner: Inner,
+    options: PipelineOptions,
+    schedule: Schedule,
+    n_classes: int,
+    train_model: Any,
+) -> tuple[list[dict[str, Any]], int, Cnn]:
+    """Train each kernel size on part of the training data, judge it on the rest.
+
+    Returns the table, the chosen kernel and its inner model, the parent for choosing how the
+    members are fine-tuned.
+    """
+    rows, models = [], {}
     for kernel in options.kernels:
         config = singh_config(kernel, n_classes)
         cost = complexity.count_cnn(config)
-        model = train_model(
-            config,
-            train.x[pick_train],
-            train.y[pick_train],
-            schedule.selection,
-            f"select {kernel}x{kernel}",
+        models[kernel] = train_model(
+            config, inner.x, inner.y, schedule.selection, f"select {kernel}x{kernel}"
         )
-        probs = fit.predict(model, sel_val.x)
         rows.append(
             {
                 "kernel": kernel,
                 "parameters": cost.parameters,
                 "macs": cost.macs,
                 "within_budget": cost.macs <= options.member_mac_budget,
-                "selection_clip_accuracy": fit.clip_accuracy(
-                    probs, sel_val.clip_index, sel_val.clip_labels
-                ),
+                "selection_clip_accuracy": _describe(models[kernel], inner.val, "")["accuracy"],
             }
         )
     eligible = [r for r in rows if r["within_budget"]] or rows
     best = max(eligible, key=lambda r: (r["selection_clip_accuracy"], -r["macs"]))
     for r in rows:
         r["selected"] = r is best
-    return rows, best["kernel"]
+    return rows, best["kernel"], models[best["kernel"]]
+
+
+def _select_finetune(
+    inner: Inner,
+    inner_parent: Cnn,
+    options: PipelineOptions,
+    schedule: Schedule,
+    train_model: Any,
+) -> dict[str, dict[str, Any]]:
+    """For each member, the fine-tuning candidate that best recovers the inner parent.
+
+    The members are pruned from the inner parent and fine-tuned on the inner training part with
+    each candidate; the one with the best clip accuracy on the inner held-out part wins (ties:
+    lower log loss, then the first candidate).
+    """
+    parent_accuracy = _describe(inner_parent, inner.val, "")["accuracy"]
+    chosen: dict[str, dict[str, Any]] = {}
+    for number, name in enumerate(options.members, start=1):
+        rows = []
+        for index, how in enumerate(schedule.finetune):
+            pruned, _ = prune.prune(inner_parent, prune.PAPER_MEMBERS[name])
+            tuned = train_model(
+                pruned.config,
+                inner.x,
+                inner.y,
+                _member_seed(how, options, number),
+                f"choose fine-tuning {name} ({index + 1}/{len(schedule.finetune)})",
+                model=pruned,
+                teacher=inner_parent,
+            )
+            row = _describe(tuned, inner.val, name)
+            rows.append({"distill": how.distill, "epochs": how.epochs, **_scores(row)})
+        best = min(range(len(rows)), key=lambda i: (-rows[i]["accuracy"], rows[i]["log_loss"], i))
+        chosen[name] = {"chosen": best, "candidates": rows, "parent_accuracy": parent_accuracy}
+    return chosen
+
+
+def _scores(row: dict[str, Any]) -> dict[str, float]:
+    return {"accuracy": row["accuracy"], "log_loss": row["log_loss"]}
+
+
+def _member_seed(how: fit.FitOptions, options: PipelineOptions, number: int) -> fit.FitOptions:
+    """Each member gets its own shuffling seed: the members' errors are less alike."""
+    return replace(how, seed=options.seed + number)
 
 
 def _inner_split(clips: list[data.Clip]) -> tuple[np.ndarray, np.ndarray]:
@@ -458,7 +522,9 @@ def _card(
             "baseline_accuracy": results.get("baseline", {}).get("accuracy"),
             "members_macs": summary["members_macs"],
             "reference_run": {
-                k: v for k, v in (results.get("reference_run") or {}).items() if k != "filter_size"
+                k: v
+                for k, v in (results.get("reference_run") or {}).items()
+                if k not in ("filter_size", "finetune_selection")
             }
             or None,
             "seed": options.seed,
@@ -487,6 +553,7 @@ def _reference(path: Path | None) -> dict[str, Any] | None:
             "parent_accuracy": ref["parent"]["accuracy"],
             "selected_kernel": next(r["kernel"] for r in ref["filter_size"] if r["selected"]),
             "filter_size": ref["filter_size"],
+            "finetune_selection": ref["finetune_selection"],
         }
     except (OSError, ValueError, KeyError, StopIteration) as err:
         raise EdgeAscError(f"cannot use reference report {path}: {err}") from err

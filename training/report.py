@@ -92,6 +92,7 @@ def markdown(results: dict[str, Any]) -> str:
         ],
         rows,
     )
+    lines += _finetune_choice(results)
     lines += ["## Members, ensemble and the DCASE 2022 baseline", ""]
     rows = []
     if "baseline" in results:
@@ -165,6 +166,32 @@ def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     return "\n".join(lines)
+
+
+def _finetune_choice(results: dict[str, Any]) -> list[str]:
+    choice = results.get("finetune_selection")
+    if not choice:
+        return []
+    first = next(iter(choice.values()))
+    lines = [
+        "## Member fine-tuning (chosen per member on the inner split)",
+        "",
+        "Each member pruned from the inner parent (accuracy "
+        f"{_pct(first['parent_accuracy'])} % on the inner held-out part), fine-tuned with each "
+        "candidate, the best kept. Accuracy % on the inner held-out part, by distillation weight:",
+        "",
+    ]
+    candidates = first["candidates"]
+    header = ["member"] + [f"distill {c['distill']}, {c['epochs']} epochs" for c in candidates]
+    rows = [
+        [name]
+        + [
+            _pct(c["accuracy"]) + (" (chosen)" if i == row["chosen"] else "")
+            for i, c in enumerate(row["candidates"])
+        ]
+        for name, row in choice.items()
+    ]
+    return lines + _table(header, rows)
 
 
 def _fmt(value: Any) -> str:

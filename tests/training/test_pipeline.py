@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from edge_asc.api import Classifier
+from edge_asc.training.fit import predict
+from edge_asc.training.nets import load_model
 from edge_asc.training.pipeline import PipelineOptions, run_pipeline
 
 
@@ -33,6 +36,31 @@ def test_trains_on_the_tau22_layout(tau_run):
     assert [m["name"] for m in report["members"]] == ["C1", "C2", "C12", "C23", "C123"]
     assert report["members"][-1]["channels"] == [12, 12, 22]
     assert "DCASE 2022 baseline" in (run / "report.md").read_text()
+    choice = report["finetune_selection"]
+    assert set(choice) == {m["name"] for m in report["members"]}
+    for member in report["members"]:
+        row = choice[member["name"]]
+        assert len(row["candidates"]) == 2 and row["chosen"] in (0, 1)
+        assert member["finetune_distill"] == row["candidates"][row["chosen"]]["distill"]
+    assert "Member fine-tuning (chosen per member on the inner split)" in (
+        run / "report.md"
+    ).read_text()
+
+
+def test_the_run_keeps_every_trained_model_for_benchmarks(tau_run):
+    results, out, _ = tau_run
+    report_rows = {"parent": results["parent"], "baseline": results["baseline"]}
+    report_rows |= {m["name"]: m for m in results["members"]}
+    for name, row in report_rows.items():
+        model = load_model(out / "a" / "torch" / f"{name}.pt")
+        assert list(model.config.channels) == row["channels"], name
+    # the saved member is the one that was fused: same window, same output as the FP32 graph
+    members = [load_model(out / "a" / "torch" / f"{m['name']}.pt") for m in results["members"]]
+    x = np.random.default_rng(0).standard_normal((4, 1, 40, 51)).astype(np.float32)
+    mean = np.mean([predict(m, x) for m in members], axis=0)
+    session = ort.InferenceSession(str(out / "a" / "model-fp32.onnx"))
+    fused = session.run(None, {session.get_inputs()[0].name: x})[0]
+    np.testing.assert_allclose(fused, mean, atol=1e-5)
 
 
 def test_the_app_runs_what_the_pipeline_built(tau_run):
@@ -78,3 +106,4 @@ def test_training_on_every_split_records_the_reference_run(tau_run):
     assert ref["int8_accuracy"] == results["ensemble"]["int8_accuracy"]
     assert ref["val_splits"] == ["evaluate"]
     assert card.training["accuracy"] == {"fp32": None, "int8": None}
+    assert everything["finetune_selection"] == results["finetune_selection"]
