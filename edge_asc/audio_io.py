@@ -1,7 +1,16 @@
-"""Decode audio files to mono float32 at the model's rate, with user-facing errors."""
+"""Decode audio files to mono float32 at the model's rate, with user-facing errors.
+
+Every file goes through `open_audio` first, which turns whatever is wrong with it into one
+EdgeAscError line: missing, a directory or other non-file (a FIFO would block the reader for
+ever), unreadable, not audio, empty, truncated, or of a rate or channel count edge-asc does not
+take. Decoding then reads in bounded blocks, so a header that claims more audio than the file
+holds cannot make the reader allocate for it.
+"""
 
 from __future__ import annotations
 
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +18,14 @@ import soundfile as sf
 import soxr
 
 from edge_asc.errors import EdgeAscError
+
+MIN_RATE, MAX_RATE = 8000, 384000  # Hz: telephone band to the fastest audio interfaces
+MAX_CHANNELS = 32
+READ_BLOCK = 1 << 20  # frames decoded per call
+# libsndfile's own diagnosis of a header that promises more data than the file holds, e.g.
+# "data : 128000 (should be 63978)". A streamed WAV (arecord into a pipe) promises ~2**31 bytes.
+_TRUNCATED = re.compile(r"^\s*(?:data|SSND)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+_STREAMED_LENGTH = 0x7FFF0000
 
 
 def to_mono(data: np.ndarray) -> np.ndarray:
@@ -24,20 +41,96 @@ def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
     return soxr.resample(signal, rate, target, quality="HQ").astype(np.float32, copy=False)
 
 
-def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """The whole file as mono float32 at `sample_rate`; one-line EdgeAscError when unusable."""
+def check_format(rate: int, channels: int, what: str) -> None:
+    """EdgeAscError unless `rate` and `channels` are within what the pipeline takes."""
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise EdgeAscError(
+            f"{what}: unsupported sample rate {rate} Hz (edge-asc takes {MIN_RATE} to "
+            f"{MAX_RATE} Hz)"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise EdgeAscError(
+            f"{what}: unsupported channel count {channels} (edge-asc takes 1 to {MAX_CHANNELS})"
+        )
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """An open, checked SoundFile positioned at its first frame (see the module's docstring)."""
     path = Path(path)
-    if not path.exists():
-        raise EdgeAscError(f"audio file not found: {path}")
-    if path.is_dir():
-        raise EdgeAscError(f"expected an audio file, got a directory: {path}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise EdgeAscError(f"cannot read audio {path}: {reason}") from err
-    if data.shape[0] == 0:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise EdgeAscError(f"audio file not found: {path}") from None
+    except OSError as err:
+        raise EdgeAscError(f"cannot read audio {path}: {err.strerror}") from err
+    if stat.S_ISDIR(mode):
+        raise EdgeAscError(f"expected an audio file, got a directory: {path}")
+    if not stat.S_ISREG(mode):
+        raise EdgeAscError(f"expected an audio file, got a special file: {path}")
+    try:
+        sound = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
+    try:
+        check_format(int(sound.samplerate), int(sound.channels), f"audio file {path}")
+        if sound.frames == 0:
+            raise EdgeAscError(f"audio file is empty: {path}")
+        _check_complete(sound, path)
+    except BaseException:
+        sound.close()
+        raise
+    return sound
+
+
+def _check_complete(sound: sf.SoundFile, path: Path) -> None:
+    """A file cut short: libsndfile either says so in its log or cannot reach the last frame."""
+    truncated = EdgeAscError(f"audio file is truncated (cut short, or damaged): {path}")
+    for declared, actual in _TRUNCATED.findall(sound.extra_info):
+        if int(actual) < int(declared) < _STREAMED_LENGTH:
+            raise truncated
+    if not sound.seekable():
+        return
+    try:
+        sound.seek(sound.frames - 1)
+        last = sound.read(1, dtype="float32", always_2d=True)
+        sound.seek(0)
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        raise truncated from err
+    if last.shape[0] != 1:
+        raise truncated
+
+
+def read_blocks(sound: sf.SoundFile, path: str | Path) -> np.ndarray:
+    """The rest of an open file as (frames, channels) float32, read in bounded blocks."""
+    blocks = []
+    try:
+        while True:
+            block = sound.read(READ_BLOCK, dtype="float32", always_2d=True)
+            if block.shape[0]:
+                blocks.append(block)
+            if block.shape[0] < READ_BLOCK:
+                break
+    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
+    if not blocks:
         raise EdgeAscError(f"audio file is empty: {path}")
+    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+
+
+def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
+    """The whole file as mono float32 at `sample_rate`; one-line EdgeAscError when unusable.
+
+    Offline classification refuses NaN or infinite samples (the file is broken); the live
+    stream instead replaces them and says so (stream.InputGuard).
+    """
+    with open_audio(path) as sound:
+        rate = int(sound.samplerate)
+        data = read_blocks(sound, path)
     signal = to_mono(data)
     if not np.all(np.isfinite(signal)):
         raise EdgeAscError(f"audio file holds NaN or infinite samples: {path}")

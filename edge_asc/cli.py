@@ -16,6 +16,7 @@ from edge_asc.errors import EdgeAscError
 
 if TYPE_CHECKING:
     from edge_asc.model import Model
+    from edge_asc.sinks import PredictionLog
     from edge_asc.sources import Source
     from edge_asc.stream import SmoothingConfig
 
@@ -166,36 +167,44 @@ def _live_options(
         raise EdgeAscError(str(err)) from err
 
 
+def _open_log(
+    log: Path | None, log_format: str, top_k: int, log_max_mb: float, log_keep: int
+) -> PredictionLog | None:
+    """The prediction log, opened before the device: an unwritable path fails at once."""
+    from edge_asc.sinks import PredictionLog
+
+    if log is None:
+        return None
+    return PredictionLog(log, log_format, top_k, round(log_max_mb * 2**20), log_keep)
+
+
 def _run_live(
     source: Source,
     loaded: Model,
     display: str,
     top_k: int,
-    log: Path | None,
-    log_format: str,
-    log_max_mb: float,
-    log_keep: int,
+    sink: PredictionLog | None,
     hop: float,
     smoothing: SmoothingConfig,
+    stuck_after: float = 10.0,
 ) -> None:
     from edge_asc.live import make_display, run
-    from edge_asc.sinks import PredictionLog
 
-    with source:
-        sink = None
-        if log is not None:
-            sink = PredictionLog(log, log_format, top_k, round(log_max_mb * 2**20), log_keep)
-        try:
-            summary = run(source, loaded, make_display(display, top_k), sink, hop, smoothing)
-        finally:
-            if sink is not None:
-                sink.close()
-    how = "stopped" if summary.stopped else "done"
-    typer.echo(
-        f"edge-asc: {how}: {summary.windows} windows, {summary.audio_seconds:.1f} s of audio, "
-        f"{summary.overflows} overflows",
-        err=True,
-    )
+    try:
+        with source:
+            summary = run(
+                source,
+                loaded,
+                make_display(display, top_k),
+                sink,
+                hop,
+                smoothing,
+                stuck_seconds=stuck_after,
+            )
+    finally:
+        if sink is not None:
+            sink.close()
+    typer.echo(f"edge-asc: {summary.line()}", err=True)
 
 
 @app.command()
@@ -247,6 +256,13 @@ def listen(
     log_format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
     log_max_mb: Annotated[float, typer.Option(help="Rotate the log at this size.")] = 10.0,
     log_keep: Annotated[int, typer.Option(help="Rotated logs kept (older are deleted).")] = 5,
+    stuck_after: Annotated[
+        float,
+        typer.Option(
+            help="Warn when the input stays constant (all zeros: muted; another value: stuck) "
+            "for this many seconds; 0: never."
+        ),
+    ] = 10.0,
     display: DisplayOption = "auto",
 ) -> None:
     """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
@@ -254,11 +270,19 @@ def listen(
     from edge_asc.sources import open_source
 
     config = _live_options(display, hop, top_k, smoothing, smooth_windows, margin, threshold)
+    if stuck_after < 0:
+        raise EdgeAscError("--stuck-after must be >= 0")
     loaded = Model(model, threads=threads)
-    source = open_source(
-        device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate
-    )
-    _run_live(source, loaded, display, top_k, log, log_format, log_max_mb, log_keep, hop, config)
+    sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
+    try:
+        source = open_source(
+            device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate
+        )
+    except BaseException:
+        if sink is not None:
+            sink.close()
+        raise
+    _run_live(source, loaded, display, top_k, sink, hop, config, stuck_after)
 
 
 @app.command()
@@ -292,8 +316,10 @@ def demo(
 
     smoothing = _live_options(display, 0.5, 3, "mean", 4, 0.1, 0.3)
     loaded = Model(model)
-    source = FileSource(demo_recording(), realtime=not fast)
-    _run_live(source, loaded, display, 3, log, "jsonl", 10.0, 5, 0.5, smoothing)
+    sink = _open_log(log, "jsonl", 3, 10.0, 5)
+    _run_live(
+        FileSource(demo_recording(), realtime=not fast), loaded, display, 3, sink, 0.5, smoothing
+    )
 
 
 def demo_recording() -> Path:

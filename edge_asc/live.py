@@ -3,7 +3,9 @@
 Two displays: a rich live panel for a person at a terminal, and one plain line per prediction
 when stdout is not a terminal (systemd, journald, a pipe), where redrawing would be noise.
 SIGTERM and SIGINT only set a flag that the stream checks between reads, so a stop never cuts a
-log line in half and the process exits 0.
+log line in half and the process exits 0. Faults the listener survives (a lost device, a full
+disk, silent input, overflows) are one line each on stderr, the journal under systemd, and the
+windows they touch carry a warning in the log and on the display.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
 from typing import Protocol, TextIO
@@ -26,10 +28,17 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from edge_asc.errors import warn
 from edge_asc.model import Model
 from edge_asc.sinks import PredictionLog, utc_iso
 from edge_asc.sources import Source
-from edge_asc.stream import UNCERTAIN, Prediction, SmoothingConfig, stream_predictions
+from edge_asc.stream import (
+    DEFAULT_STUCK_SECONDS,
+    UNCERTAIN,
+    LiveStream,
+    Prediction,
+    SmoothingConfig,
+)
 
 DISPLAYS = ("auto", "rich", "plain", "none")
 
@@ -53,12 +62,24 @@ class NoDisplay:
         pass
 
 
+WARNING_TEXT = {
+    "silent_input": "the input is silent (all zeros): microphone muted or unplugged?",
+    "stuck_input": "the input is stuck at one value: microphone faulty?",
+    "nonfinite_samples": "NaN or infinite samples replaced by zeros",
+    "input_overflow": "input overflow: audio was dropped",
+    "reconnected": "the input device was reopened",
+}
+
+
 def plain_line(pred: Prediction) -> str:
-    return (
+    line = (
         f"{utc_iso(pred)} {pred.offset:9.1f}s  {pred.label} {pred.confidence:.3f}  "
         f"smoothed {pred.smoothed_label} {pred.smoothed_confidence:.3f}  "
         f"{pred.dbfs:6.1f} dBFS  overflows {pred.overflows}"
     )
+    if pred.warnings:
+        line += "  WARNING " + ",".join(pred.warnings)
+    return line
 
 
 class PlainDisplay:
@@ -117,7 +138,9 @@ class RichDisplay:
             ),
             (f"overflows {pred.overflows}", overflow_style),
         )
-        body = Group(head, Text(""), bars, Text(""), foot)
+        lines = [head, Text(""), bars, Text(""), foot]
+        lines += [Text(f"warning: {WARNING_TEXT.get(w, w)}", "bold red") for w in pred.warnings]
+        body = Group(*lines)
         return Panel(body, title=f"edge-asc: {self._source}", subtitle=self._model)
 
     def update(self, pred: Prediction) -> None:
@@ -175,7 +198,22 @@ class Summary:
     windows: int = 0
     audio_seconds: float = 0.0
     overflows: int = 0
+    nonfinite: int = 0
+    reconnects: int = 0
     stopped: bool = False  # by a signal, as opposed to the source ending
+
+    def line(self) -> str:
+        """What the listener says last: `done` or `stopped`, and what it went through."""
+        how = "stopped" if self.stopped else "done"
+        text = (
+            f"{how}: {self.windows} windows, {self.audio_seconds:.1f} s of audio, "
+            f"{self.overflows} overflows"
+        )
+        if self.nonfinite:
+            text += f", {self.nonfinite} non-finite samples replaced"
+        if self.reconnects:
+            text += f", {self.reconnects} reconnects"
+        return text
 
 
 def run(
@@ -186,16 +224,19 @@ def run(
     hop_seconds: float = 0.5,
     smoothing: SmoothingConfig | None = None,
     stop: threading.Event | None = None,
+    stuck_seconds: float = DEFAULT_STUCK_SECONDS,
+    notify: Callable[[str], None] = warn,
 ) -> Summary:
     """Stream `source` through `model` into `log` and `display` until it ends or a signal."""
     stop = stop or threading.Event()
     reopen = threading.Event()
     summary = Summary()
     window_seconds = model.card.window_seconds
+    live = LiveStream(source, model, hop_seconds, smoothing, stuck_seconds, notify)
     with stop_on_signals(stop, reopen):
         display.start(source, model.id)
         try:
-            for pred in stream_predictions(source, model, hop_seconds, smoothing, stop):
+            for pred in live.predictions(stop):
                 if log is not None:
                     if reopen.is_set():
                         reopen.clear()
@@ -205,6 +246,7 @@ def run(
                 summary.windows += 1
                 summary.audio_seconds = pred.offset + window_seconds
                 summary.overflows = pred.overflows
+                summary.reconnects = pred.reconnects
         except BrokenPipeError:
             # The reader of stdout went away (`| head`): stop quietly, as Unix tools do.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -214,4 +256,6 @@ def run(
             display.stop()
     summary.stopped = stop.is_set()
     summary.overflows = max(summary.overflows, source.overflows)
+    summary.reconnects = max(summary.reconnects, source.reconnects)
+    summary.nonfinite = live.nonfinite
     return summary

@@ -30,6 +30,11 @@ class RingBuffer:
         self.dropped = 0  # frames lost to those overflows
 
     @property
+    def written(self) -> int:
+        """Frames ever written: the consumer watches it move to know the producer is alive."""
+        return self._written
+
+    @property
     def available(self) -> int:
         """Frames waiting to be read."""
         return self._written - self._read

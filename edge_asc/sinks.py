@@ -1,25 +1,38 @@
 """The prediction log: one record per window, JSON Lines (default) or CSV, on disk.
 
-Appended and flushed per line, so a reader (or a crash, or SIGTERM) never sees half a record,
-and rotated by size with a cap on the number of old files, so a 24/7 Pi never fills its disk:
-at most (keep + 1) * max_bytes, plus one line, ever lie on disk.
+Built to run for months on a Pi:
+- each record goes to the file in one `write` on an O_APPEND descriptor, so a reader, SIGTERM
+  or even kill -9 sees whole lines; only a line being written at the very moment of a kill can
+  be cut, and the next start drops such a torn tail instead of gluing the next record to it;
+- rotated by size with a cap on the number of old files, so at most (keep + 1) * max_bytes,
+  plus one line, ever lie on disk;
+- a write that fails while running (a full disk, a file size limit, an I/O error) does not stop
+  the listener: the records are held in memory (up to `hold_bytes`, the oldest dropped first),
+  the failure is reported once, and they are written, in order, as soon as a write succeeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
+import stat
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any
 
-from edge_asc.errors import EdgeAscError
+from edge_asc.errors import EdgeAscError, warn
 from edge_asc.stream import Prediction
 
 LOG_FORMATS = ("jsonl", "csv")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
+DEFAULT_HOLD_BYTES = 1024 * 1024  # ~2,500 records: 20 minutes of a full disk at a 0.5-s hop
+TORN_TAIL_LIMIT = 64 * 1024  # a cut record is shorter than this; a longer tail is not ours
 
 
 def utc_iso(pred: Prediction) -> str:
@@ -39,20 +52,23 @@ def record(pred: Prediction, top_k: int) -> dict[str, Any]:
         "smoothed_confidence": round(pred.smoothed_confidence, 6),
         "dbfs": round(pred.dbfs, 2),
         "overflows": pred.overflows,
+        "nonfinite": pred.nonfinite,
+        "reconnects": pred.reconnects,
+        "warnings": list(pred.warnings),
         "model": pred.model_id,
     }
 
 
 def csv_header(top_k: int) -> list[str]:
     head = ["time", "offset_s", "label", "confidence", "smoothed_label", "smoothed_confidence"]
-    head += ["dbfs", "overflows", "model"]
+    head += ["dbfs", "overflows", "nonfinite", "reconnects", "warnings", "model"]
     for i in range(1, top_k + 1):
         head += [f"top{i}_label", f"top{i}_p"]
     return head
 
 
 def csv_row(rec: dict[str, Any]) -> list[Any]:
-    row = [rec[k] for k in csv_header(0)]
+    row = [";".join(v) if k == "warnings" else v for k, v in ((k, rec[k]) for k in csv_header(0))]
     for label, p in rec["top_k"].items():
         row += [label, p]
     return row
@@ -71,8 +87,40 @@ def rotate(path: Path, keep: int) -> None:
         path.replace(path.with_name(f"{path.name}.1"))
 
 
+def torn_tail(fd: int, size: int) -> int:
+    """Bytes after the last newline of a regular file (0 when it ends in one, -1: too many)."""
+    if size == 0:
+        return 0
+    start = max(0, size - TORN_TAIL_LIMIT)
+    tail = os.pread(fd, size - start, start)
+    if tail.endswith(b"\n"):
+        return 0
+    cut = tail.rfind(b"\n")
+    if cut < 0 and start > 0:
+        return -1
+    return len(tail) - (cut + 1)
+
+
+def append(fd: int, data: bytes, size: int) -> None:
+    """Write all of `data` at the end, or nothing: a part written before an error is truncated
+    away (truncating needs no free space), so a full disk never leaves half a record."""
+    done = 0
+    try:
+        while done < len(data):
+            done += os.write(fd, data[done:])
+    except OSError:
+        if done:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+        raise
+
+
 class PredictionLog:
-    """Append predictions to `path`, one flushed line each, rotating at `max_bytes`."""
+    """Append predictions to `path`, one line per write, rotating at `max_bytes`.
+
+    A path that cannot be opened at the start is a user error (EdgeAscError). Once running,
+    nothing the disk does stops the listener: see the module's docstring.
+    """
 
     def __init__(
         self,
@@ -81,6 +129,8 @@ class PredictionLog:
         top_k: int = 3,
         max_bytes: int = DEFAULT_MAX_BYTES,
         keep: int = DEFAULT_KEEP,
+        notify: Callable[[str], None] = warn,
+        hold_bytes: int = DEFAULT_HOLD_BYTES,
     ) -> None:
         if log_format not in LOG_FORMATS:
             raise EdgeAscError(f"unknown log format {log_format!r}; choose jsonl or csv")
@@ -89,71 +139,158 @@ class PredictionLog:
         self.path = Path(path)
         self.format, self.top_k = log_format, top_k
         self.max_bytes, self.keep = max_bytes, keep
-        self._fh: TextIO | None = None
+        self.notify = notify
+        self.hold_bytes = hold_bytes
+        self._fd: int | None = None
+        self._size = 0
+        self._held: deque[bytes] = deque()
+        self._held_bytes = 0
+        self._failure: str | None = None  # why writing fails, while it does
+        self._dropped = 0  # records lost to the hold limit during the current failure
+        self._closed = False
         if self.path.is_dir():
             raise EdgeAscError(f"the log path is a directory: {self.path}")
-        if self._needs_new_file():
-            rotate(self.path, keep)
-        self._open()
+        try:
+            if self._needs_new_file():
+                rotate(self.path, keep)
+            self._open()
+        except OSError as err:
+            raise EdgeAscError(f"cannot open the log {self.path}: {err.strerror}") from err
+
+    @property
+    def held(self) -> int:
+        """Records waiting in memory for the disk (0 unless writing fails)."""
+        return len(self._held)
 
     def _needs_new_file(self) -> bool:
         """Rotate first when the file is full, or (CSV) when its columns differ from ours."""
-        if not self.path.exists():
+        if not self.path.is_file():
             return False
         if self.path.stat().st_size >= self.max_bytes:
             return True
         if self.format == "csv" and self.path.stat().st_size:
-            with open(self.path, newline="") as fh:
+            with open(self.path, newline="", errors="replace") as fh:
                 return next(csv.reader(fh), []) != csv_header(self.top_k)
         return False
 
     def _open(self) -> None:
+        """Open for appending; drop a record an earlier run was killed in the middle of."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o666)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8", newline="")  # noqa: SIM115
-        except OSError as err:
-            raise EdgeAscError(f"cannot open the log {self.path}: {err.strerror}") from err
-        self._size = self._fh.tell()
-        if self.format == "csv" and self._size == 0:
-            self._write_line(self._csv_line(csv_header(self.top_k)))
+            info = os.fstat(fd)
+            size = info.st_size
+            if stat.S_ISREG(info.st_mode):
+                torn = torn_tail(fd, size)
+                if torn > 0:
+                    os.ftruncate(fd, size - torn)
+                    size -= torn
+                    self.notify(
+                        f"dropped an incomplete last line ({torn} bytes) of {self.path}: "
+                        "an earlier run was stopped in the middle of writing it"
+                    )
+                elif torn < 0:  # not a log of ours: never glue a record to its last line
+                    os.write(fd, b"\n")
+                    size += 1
+            if self.format == "csv" and size == 0:
+                header = self._csv_line(csv_header(self.top_k)).encode("utf-8")
+                append(fd, header, 0)
+                size = len(header)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._size = fd, size
 
     def _csv_line(self, row: list[Any]) -> str:
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerow(row)
         return buf.getvalue()
 
-    def _write_line(self, line: str) -> None:
-        assert self._fh is not None
-        try:
-            self._fh.write(line)
-            self._fh.flush()
-        except OSError as err:
-            raise EdgeAscError(f"cannot write the log {self.path}: {err.strerror}") from err
-        self._size += len(line.encode("utf-8"))
-
-    def write(self, pred: Prediction) -> None:
-        if self._fh is None:
-            raise ValueError("the log is closed")
+    def line(self, pred: Prediction) -> bytes:
         rec = record(pred, self.top_k)
         if self.format == "jsonl":
-            line = json.dumps(rec, separators=(",", ":")) + "\n"
-        else:
-            line = self._csv_line(csv_row(rec))
-        self._write_line(line)
-        if self._size >= self.max_bytes:
-            self._fh.close()
+            return (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
+        return self._csv_line(csv_row(rec)).encode("utf-8")
+
+    def write(self, pred: Prediction) -> None:
+        """Log one window; never raises for the disk's sake once the log is open."""
+        if self._closed:
+            raise ValueError("the log is closed")
+        data = self.line(pred)
+        self._held.append(data)
+        self._held_bytes += len(data)
+        self._drain()
+
+    def _drain(self) -> None:
+        written = 0
+        while self._held:
+            try:
+                if self._fd is None:
+                    self._open()
+                assert self._fd is not None
+                append(self._fd, self._held[0], self._size)
+            except OSError as err:
+                self._fail(err)
+                return
+            data = self._held.popleft()
+            self._held_bytes -= len(data)
+            self._size += len(data)
+            written += 1
+            if self._size >= self.max_bytes:
+                self._rotate()
+        if self._failure is not None:
+            dropped = f", {self._dropped} dropped" if self._dropped else ""
+            self.notify(
+                f"the log {self.path} is writable again: {written} held records written{dropped}"
+            )
+            self._failure, self._dropped = None, 0
+
+    def _fail(self, err: OSError) -> None:
+        """Say once why the log cannot be written; keep the newest records up to the limit."""
+        if self._failure is None:
+            self._failure = err.strerror or str(err)
+            self.notify(
+                f"cannot write the log {self.path} ({self._failure}); the listener goes on, "
+                f"holding up to {self.hold_bytes // 1024} KiB of records in memory and "
+                "retrying with each new one"
+            )
+        while self._held_bytes > self.hold_bytes and len(self._held) > 1:
+            self._held_bytes -= len(self._held.popleft())
+            self._dropped += 1
+
+    def _rotate(self) -> None:
+        self._close_fd()
+        try:
             rotate(self.path, self.keep)
-            self._open()
+        except OSError as err:
+            self.notify(f"cannot rotate the log {self.path} ({err.strerror}); appending to it")
+        # Opened again by the next write: a failure to do so is held and reported like any other.
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def reopen(self) -> None:
         """Close and open the path again: after logrotate renamed the file, go on in a new one."""
-        self.close()
-        self._open()
+        self._close_fd()
+        try:
+            self._open()
+        except OSError as err:
+            self._fail(err)  # said once; the next write tries again
+            return
+        self._drain()
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        if self._closed:
+            return
+        self._closed = True
+        if self._held:
+            self._drain()
+        if self._held:
+            self.notify(f"{len(self._held)} records could not be written to {self.path}")
+        self._close_fd()
 
     def __enter__(self) -> PredictionLog:
         return self

@@ -11,9 +11,11 @@ raises OSError, and the file and stdin sources must work on such a machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import soundfile as sf
 
+from edge_asc.audio_io import check_format, open_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.ringbuffer import RingBuffer
 
@@ -40,6 +43,15 @@ class Source:
     def overflows(self) -> int:
         """Input overflows so far (samples the source had to drop); 0 where none can happen."""
         return 0
+
+    @property
+    def reconnects(self) -> int:
+        """Times the device was lost and opened again: the audio is not continuous there."""
+        return 0
+
+    def take_notices(self) -> list[str]:
+        """Messages about the source's faults and recoveries since the last call (for stderr)."""
+        return []
 
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
         """The next block, possibly empty (nothing yet); None at the end of the stream."""
@@ -64,22 +76,16 @@ class FileSource(Source):
     """Any file soundfile reads, replayed in real time (like a microphone) or as fast as possible.
 
     Real-time pacing releases each block only once its last sample "has been recorded", measured
-    from the first read, so a replay exercises the same timing as a live capture.
+    from the first read, so a replay exercises the same timing as a live capture. The file is
+    checked when opened (audio_io.open_audio); NaN or infinite samples are the stream's to
+    replace, as they would be from a microphone.
     """
 
     def __init__(
         self, path: str | Path, realtime: bool = True, block_seconds: float | None = None
     ) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise EdgeAscError(f"audio file not found: {self.path}")
-        if self.path.is_dir():
-            raise EdgeAscError(f"expected an audio file, got a directory: {self.path}")
-        try:
-            self._file = sf.SoundFile(str(self.path))
-        except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as err:
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
+        self._file = open_audio(self.path)
         self.rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.realtime = realtime
@@ -104,12 +110,11 @@ class FileSource(Source):
                     return np.empty((0, self.channels), dtype=np.float32)
         try:
             block = self._file.read(self._block, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as err:
-            raise EdgeAscError(f"cannot read audio {self.path}: {err}") from err
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
         if block.shape[0] == 0:
             return None
-        if not np.all(np.isfinite(block)):
-            raise EdgeAscError(f"audio file holds NaN or infinite samples: {self.path}")
         self._delivered += block.shape[0]
         return block
 
@@ -181,8 +186,7 @@ class StdinSource(Source):
         stream: BinaryIO | None = None,
         block_seconds: float = 0.1,
     ) -> None:
-        if rate <= 0 or channels <= 0:
-            raise EdgeAscError("--rate and --channels must be positive")
+        check_format(rate, channels, "--stdin")
         self.rate, self.channels = rate, channels
         self.format = pcm_format(sample_format)
         self._stream = stream if stream is not None else sys.stdin.buffer
@@ -312,8 +316,72 @@ def choose_rate(sd: Any, device: dict[str, Any], channels: int, wanted: int | No
     )
 
 
+class Capture:
+    """One open PortAudio input stream and the ring its callback fills; a new pair per (re)open,
+    so a stream abandoned after a stall can never write into its successor's ring."""
+
+    def __init__(
+        self,
+        sd: Any,
+        info: dict[str, Any],
+        rate: int,
+        channels: int,
+        buffer_seconds: float,
+        latency: str | float,
+    ) -> None:
+        self.ring = RingBuffer(max(1, round(buffer_seconds * rate)), channels)
+        self.status_overflows = 0
+        self.stream = sd.InputStream(
+            device=info["index"],
+            channels=channels,
+            samplerate=rate,
+            dtype="float32",
+            latency=latency,
+            callback=self.callback,
+        )
+        self.stream.start()
+
+    def callback(self, indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
+        # Real-time thread: count, copy, return. Nothing else belongs here.
+        if status and status.input_overflow:
+            self.status_overflows += 1
+        self.ring.write(indata)
+
+    @property
+    def overflows(self) -> int:
+        return self.status_overflows + self.ring.overflows
+
+    def close(self, wait: float | None = None) -> bool:
+        """Stop and close; with `wait`, give up after that many seconds (a stalled sound server
+        blocks the close until it answers). Returns whether the stream was closed."""
+        stream = self.stream
+
+        def shut() -> None:
+            # A lost device may refuse to stop; closing still releases the stream.
+            with contextlib.suppress(Exception):
+                stream.stop()
+            with contextlib.suppress(Exception):
+                stream.close()
+
+        if wait is None:
+            shut()
+            return True
+        worker = threading.Thread(target=shut, name="edge-asc-close", daemon=True)
+        worker.start()
+        worker.join(wait)
+        return not worker.is_alive()
+
+
 class MicSource(Source):
-    """A PortAudio input stream whose callback only copies into a preallocated ring buffer."""
+    """A PortAudio input whose callback only copies into a preallocated ring buffer.
+
+    A device missing at the start is an EdgeAscError. Once running, a lost device (unplugged,
+    the sound server restarted: the stream stops) or a stalled one (no audio for
+    `stall_seconds`) does not end the stream: `read` returns empty blocks while the device is
+    reopened with exponential backoff (`retry`: first and longest wait), PortAudio initialised
+    afresh each time so that it sees a restarted server or a replugged card. The loss and the
+    recovery are reported through `take_notices`, the recovery counted in `reconnects`.
+    """
 
     def __init__(
         self,
@@ -322,61 +390,134 @@ class MicSource(Source):
         channels: int = 1,
         buffer_seconds: float = 10.0,
         latency: str | float = "high",
+        retry: tuple[float, float] = (0.5, 30.0),
+        stall_seconds: float = 5.0,
     ) -> None:
-        sd = import_sounddevice()
-        info = resolve_device(sd, device)
+        self._sd = import_sounddevice()
         if channels <= 0:
             raise EdgeAscError("--channels must be positive")
-        self.channels = min(channels, int(info["max_input_channels"]))
-        self.rate = choose_rate(sd, info, self.channels, rate)
-        self.description = f"{info['name']} ({self.rate} Hz, {self.channels} ch)"
-        self._ring = RingBuffer(max(1, round(buffer_seconds * self.rate)), self.channels)
-        self._status_overflows = 0
-        self._min_frames = max(1, self.rate // 20)  # wake the consumer for >= 50 ms of audio
+        self._spec, self._wanted_rate, self._wanted_channels = device, rate, channels
+        self._buffer_seconds, self._latency = buffer_seconds, latency
+        self.retry, self.stall_seconds = retry, stall_seconds
+        self._notices: list[str] = []
+        self._reconnects = 0
+        self._closed_overflows = 0  # overflows of the captures before the current one
+        self._capture: Capture | None = None
+        self._lost_at = self._next_try = 0.0
+        self._delay = retry[0]
+        self._attempts = 0
+        self._can_reinit = True
+        self._open()
+
+    def _open(self) -> None:
+        sd = self._sd
+        info = resolve_device(sd, self._spec)
+        channels = min(self._wanted_channels, int(info["max_input_channels"]))
+        rate = choose_rate(sd, info, channels, self._wanted_rate)
         try:
-            self._stream = sd.InputStream(
-                device=info["index"],
-                channels=self.channels,
-                samplerate=self.rate,
-                dtype="float32",
-                latency=latency,
-                callback=self._callback,
-            )
-            self._stream.start()
+            capture = Capture(sd, info, rate, channels, self._buffer_seconds, self._latency)
         except (sd.PortAudioError, ValueError) as err:
             raise EdgeAscError(f"cannot open input device {info['name']!r}: {err}") from err
-
-    def _callback(self, indata: np.ndarray, frames: int, when: Any, status: Any) -> None:
-        # Real-time thread: count, copy, return. Nothing else belongs here.
-        if status and status.input_overflow:
-            self._status_overflows += 1
-        self._ring.write(indata)
+        self.rate, self.channels = rate, channels
+        self.description = f"{info['name']} ({rate} Hz, {channels} ch)"
+        self._min_frames = max(1, rate // 20)  # wake the consumer for >= 50 ms of audio
+        self._capture = capture
+        self._seen, self._progress_at = 0, time.monotonic()
 
     @property
     def overflows(self) -> int:
-        return self._status_overflows + self._ring.overflows
+        current = self._capture.overflows if self._capture is not None else 0
+        return self._closed_overflows + current
+
+    @property
+    def reconnects(self) -> int:
+        return self._reconnects
+
+    def take_notices(self) -> list[str]:
+        notices, self._notices = self._notices, []
+        return notices
 
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
+        capture = self._capture
+        if capture is None:
+            return self._reopen(timeout)
         deadline = time.monotonic() + timeout
-        while self._ring.available < self._min_frames:
-            if not self._stream.active:
-                if self._ring.available:
-                    break
-                raise EdgeAscError(
-                    f"the input stream stopped ({self.description}); was the device unplugged?"
-                )
-            left = deadline - time.monotonic()
+        while capture.ring.available < self._min_frames:
+            now = time.monotonic()
+            if capture.ring.written != self._seen:
+                self._seen, self._progress_at = capture.ring.written, now
+            if capture.ring.available:
+                pass  # deliver what arrived before any verdict on the device
+            elif not capture.stream.active:
+                return self._lose("the input stream stopped")
+            elif now - self._progress_at > self.stall_seconds:
+                return self._lose(f"no audio for {self.stall_seconds:g} s")
+            left = deadline - now
             if left <= 0:
                 break
-            deficit = (self._min_frames - self._ring.available) / self.rate
+            deficit = (self._min_frames - capture.ring.available) / self.rate
             time.sleep(min(left, max(deficit, 0.005)))
-        return self._ring.read()
+        return capture.ring.read()
+
+    def _empty(self) -> np.ndarray:
+        return np.empty((0, self.channels), dtype=np.float32)
+
+    def _lose(self, reason: str) -> np.ndarray:
+        capture, self._capture = self._capture, None
+        assert capture is not None
+        self._closed_overflows += capture.overflows
+        # PortAudio can be initialised afresh only once no stream of it is left open.
+        self._can_reinit = capture.close(wait=2.0)
+        now = time.monotonic()
+        self._lost_at, self._attempts = now, 0
+        self._delay = self.retry[0]
+        self._next_try = now + self._delay
+        self._notices.append(
+            f"warning: lost the input device {self.description} ({reason}); reopening it, "
+            f"first after {self.retry[0]:g} s, then at most every {self.retry[1]:g} s"
+        )
+        return self._empty()
+
+    def _reinitialise(self) -> None:
+        """Terminate and initialise PortAudio: its device list is read once, at initialisation."""
+        terminate = getattr(self._sd, "_terminate", None)
+        initialize = getattr(self._sd, "_initialize", None)
+        if not (self._can_reinit and terminate and initialize):
+            return
+        with contextlib.suppress(self._sd.PortAudioError):  # not initialised: nothing to end
+            terminate()
+        initialize()
+
+    def _reopen(self, timeout: float) -> np.ndarray:
+        now = time.monotonic()
+        if now < self._next_try:
+            time.sleep(min(timeout, self._next_try - now))
+            return self._empty()
+        self._attempts += 1
+        try:
+            self._reinitialise()
+            self._open()
+        except (EdgeAscError, self._sd.PortAudioError, OSError) as err:
+            if self._delay < self.retry[1] <= 2 * self._delay:
+                self._notices.append(
+                    f"still no input device after {time.monotonic() - self._lost_at:.0f} s "
+                    f"({self._attempts} attempts; last: {err}); retrying every "
+                    f"{self.retry[1]:g} s"
+                )
+            self._delay = min(2 * self._delay, self.retry[1])
+            self._next_try = time.monotonic() + self._delay
+            return self._empty()
+        self._reconnects += 1
+        self._notices.append(
+            f"the input device is back after {time.monotonic() - self._lost_at:.1f} s "
+            f"({self._attempts} attempts): {self.description}"
+        )
+        return self._empty()
 
     def close(self) -> None:
-        stream = getattr(self, "_stream", None)
-        if stream is not None and not stream.closed:
-            stream.stop()
-            stream.close()
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.close()
 
 
 def open_source(
@@ -402,4 +543,6 @@ def open_source(
         if device is not None:
             raise EdgeAscError("--device does not apply to --stdin")
         return StdinSource(rate or default_rate, channels or 1, pcm)
+    if rate is not None or channels is not None:
+        check_format(rate or default_rate, channels or 1, "--rate/--channels")
     return MicSource(device, rate or default_rate, channels or 1)

@@ -5,13 +5,17 @@ front-end starts with the same half-window of zeros, window k spans frames
 [k * hop_frames, k * hop_frames + window_frames), and a finite stream ends with the same
 trailing pad. So a file streamed from its first sample gives the offline windows, however the
 audio was chunked; only the new STFT frames are computed at each hop.
+
+A live source misbehaves in ways a file does not: `LiveStream` guards the front-end against them
+(non-finite samples, constant input, overflows, a device reopened after it was lost), reports
+each through a `notify` callback and flags it in the predictions' `warnings`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -19,12 +23,20 @@ import numpy as np
 import soxr
 
 from edge_asc.audio_io import to_mono
+from edge_asc.errors import warn
 from edge_asc.features import FrontEndConfig, LogMel, windows
 from edge_asc.model import Model
 from edge_asc.sources import Source
 
 UNCERTAIN = "uncertain"
 SILENCE_DBFS = -120.0  # the level reported for digital silence (JSON has no -inf)
+SAMPLE_LIMIT = 1.0e4  # 80 dB above full scale: no real input; keeps sums and the resampler finite
+DEFAULT_STUCK_SECONDS = 10.0  # identical samples for this long: a muted or stuck microphone
+NOTICE_INTERVAL_S = 60.0  # stream seconds between two notices of a recurring fault
+# Warnings a window can carry. The first two hold for as long as the input stays constant; the
+# others go on the first window after the event (see LiveStream).
+LASTING_WARNINGS = ("silent_input", "stuck_input")
+WARNINGS = (*LASTING_WARNINGS, "nonfinite_samples", "input_overflow", "reconnected")
 
 
 class Resampler:
@@ -95,6 +107,11 @@ class WindowStream:
             return self._add(self._logmel.push(samples), final=False)
         parts = [self._logmel.push(samples[i : i + step]) for i in range(0, samples.size, step)]
         return self._add(np.concatenate(parts), final=False)
+
+    @property
+    def held(self) -> tuple[int, int]:
+        """(samples, frames) kept for windows still to come: never more than one window's."""
+        return self._samples.size, self._frames.shape[0]
 
     def flush(self) -> Windows:
         """End of a finite stream: the trailing pad's frames and the last windows."""
@@ -205,6 +222,9 @@ class Prediction:
     overflows: int  # input overflows of the source so far
     model_id: str
     window_seconds: float = 1.0  # the window's length, so offset + this is its end
+    nonfinite: int = 0  # NaN or infinite input samples replaced by zeros so far
+    reconnects: int = 0  # times the input device was lost and opened again so far
+    warnings: tuple[str, ...] = ()  # WARNINGS that hold for this window
 
     @property
     def label(self) -> str:
@@ -220,6 +240,247 @@ class Prediction:
         return [(self.labels[i], float(probs[i])) for i in order]
 
 
+class InputGuard:
+    """What the front-end must never see, and what a person must hear about.
+
+    `clean` replaces NaN and infinite samples with zeros (counted) and limits the rest to
+    +-SAMPLE_LIMIT, so sums, the resampler and the log stay finite whatever a float source sends.
+    `watch` follows runs of identical samples: a real microphone's noise never repeats one value
+    for seconds, so a run longer than `stuck_seconds` is a muted, unplugged or stuck input (all
+    zeros: "silent_input"; any other constant: "stuck_input"), said once when it starts and once
+    when it ends, and flagged on every window in between.
+    """
+
+    def __init__(self, rate: int, stuck_seconds: float, notify: Callable[[str], None]) -> None:
+        self.notify = notify
+        self.warning: str | None = None  # "silent_input" or "stuck_input" while a run lasts
+        self._value = 0.0  # the constant of the current warning
+        self._last: float | None = None  # the last sample seen
+        self._run = 0  # identical samples ending with the last one
+        self.reset(rate, stuck_seconds)
+
+    def clean(self, block: np.ndarray) -> tuple[np.ndarray, int]:
+        """(block with nothing non-finite or out of range, number of samples replaced)."""
+        if block.size == 0:
+            return block, 0
+        finite = np.isfinite(block)
+        bad = 0
+        if not finite.all():
+            bad = int(block.size - np.count_nonzero(finite))
+            block = np.where(finite, block, np.float32(0.0))
+        if block.max() > SAMPLE_LIMIT or block.min() < -SAMPLE_LIMIT:
+            block = np.clip(block, -SAMPLE_LIMIT, SAMPLE_LIMIT)
+        return block, bad
+
+    def watch(self, mono: np.ndarray) -> None:
+        """Follow the runs of identical samples through the next mono samples."""
+        n = mono.size
+        if n == 0 or not self.stuck_samples:
+            return
+        starts = np.flatnonzero(mono[1:] != mono[:-1]) + 1  # where a new value begins
+        continues = self._last is not None and float(mono[0]) == self._last
+        edges = np.concatenate(([0], starts, [n]))
+        lengths = np.diff(edges)
+        if continues:
+            lengths[0] += self._run
+        active = self.warning is not None
+        if active and not continues:
+            self._end(self._run)
+        elif active and lengths.size > 1:
+            self._end(int(lengths[0]))
+        for j in np.flatnonzero(lengths >= self.stuck_samples):
+            if j == 0 and continues and active:
+                continue  # the run already reported
+            self._start(float(mono[edges[j]]), int(lengths[j]))
+            if j < lengths.size - 1:
+                self._end(int(lengths[j]))
+        self._run, self._last = int(lengths[-1]), float(mono[-1])
+
+    def reset(self, rate: int, stuck_seconds: float) -> None:
+        """A new device (or the same one reopened): forget the last run."""
+        self.rate = rate
+        self.stuck_samples = round(stuck_seconds * rate) if stuck_seconds > 0 else 0
+        self.warning, self._value, self._last, self._run = None, 0.0, None, 0
+
+    def _describe(self) -> str:
+        if self._value == 0.0:
+            return "silence (all zeros)"
+        return f"one constant value ({self._value:.6g})"
+
+    def _start(self, value: float, length: int) -> None:
+        self._value = value
+        self.warning = "silent_input" if value == 0.0 else "stuck_input"
+        self.notify(
+            f"warning: the input has been {self._describe()} for {length / self.rate:.1f} s: "
+            "is the microphone muted, unplugged or stuck?"
+        )
+
+    def _end(self, length: int) -> None:
+        seconds = length / self.rate
+        self.notify(f"the input varies again after {seconds:.1f} s of {self._describe()}")
+        self.warning = None
+
+
+class LiveStream:
+    """The consumer side of one source: guard, downmix, resample, window, predict, smooth.
+
+    Faults of a live source are reported (through `notify`, once per episode or at most once per
+    NOTICE_INTERVAL_S of audio for recurring ones) and flagged in the predictions, never raised:
+    overflows, non-finite samples, constant input, a device that was lost and reopened. After a
+    reopen the audio is not continuous, so windowing and smoothing start afresh, while window
+    numbers and stream offsets go on counting.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        model: Model,
+        hop_seconds: float = 0.5,
+        smoothing: SmoothingConfig | None = None,
+        stuck_seconds: float = DEFAULT_STUCK_SECONDS,
+        notify: Callable[[str], None] = warn,
+    ) -> None:
+        self.source, self.model = source, model
+        fe = self.frontend = model.card.frontend
+        self.hop_frames = max(1, round(hop_seconds * fe.sample_rate / fe.hop_length))
+        self.hop_seconds = self.hop_frames * fe.hop_length / fe.sample_rate
+        self.smoothing, self.stuck_seconds, self.notify = smoothing, stuck_seconds, notify
+        self.labels = list(model.labels)
+        self.nonfinite = 0
+        self._reconnects = source.reconnects
+        self._overflows = source.overflows
+        self._flags: set[str] = set()  # one-shot warnings for the next window
+        self._consumed = 0.0  # stream seconds read so far
+        self._quiet_until: dict[str, float] = {}  # notice kind -> stream seconds
+        self._emitted = 0
+        self._guard = InputGuard(source.rate, stuck_seconds, notify)
+        self._start_segment()
+
+    def _start_segment(self) -> None:
+        """Continuous audio starts: at the beginning, and after the device was reopened."""
+        fe = self.frontend
+        self._rate = self.source.rate
+        self._chunk = max(1, round(self.hop_seconds * self._rate))
+        self._resampler = Resampler(self._rate, fe.sample_rate)
+        self._windower = WindowStream(fe, self.model.card.window_frames, self.hop_frames)
+        self._smoother = Smoother(self.smoothing)
+        self._guard.reset(self._rate, self.stuck_seconds)
+        self._index0, self._offset0 = self._emitted, self._consumed
+
+    @property
+    def backlog(self) -> dict[str, int]:
+        """What the consumer holds between reads: bounded by one window plus one hop."""
+        samples, frames = self._windower.held
+        return {"samples": samples, "frames": frames, "flags": len(self._flags)}
+
+    def predictions(
+        self, stop: threading.Event | None = None, read_timeout: float = 0.1
+    ) -> Iterator[Prediction]:
+        """Classify the source window by window until it ends or `stop` is set."""
+        while stop is None or not stop.is_set():
+            block = self.source.read(read_timeout)
+            for message in self.source.take_notices():
+                self.notify(message)
+            self._check_source()
+            if block is None:
+                yield from self._emit(self._add(self._resampler.flush()))
+                yield from self._emit(self._add(None))
+                return
+            if block.shape[0]:
+                yield from self._emit(self._push(block))
+
+    def _due(self, kind: str) -> bool:
+        """Whether a recurring notice may be said now (at most once per NOTICE_INTERVAL_S)."""
+        if self._consumed < self._quiet_until.get(kind, -1.0):
+            return False
+        self._quiet_until[kind] = self._consumed + NOTICE_INTERVAL_S
+        return True
+
+    def _check_source(self) -> None:
+        if self.source.reconnects != self._reconnects:
+            self._reconnects = self.source.reconnects
+            self._flags.add("reconnected")
+            self._start_segment()
+        overflows = self.source.overflows
+        if overflows > self._overflows:
+            self._flags.add("input_overflow")
+            if self._due("overflow"):
+                self.notify(
+                    f"warning: input overflow, audio was dropped ({overflows} overflows so far): "
+                    "the pipeline fell behind the device"
+                )
+            self._overflows = overflows
+
+    def _push(self, block: np.ndarray) -> list[tuple[Windows, tuple[str, ...]]]:
+        """Hop-sized pieces, so that a window's warnings are those of the audio it ends on."""
+        ready = []
+        for start in range(0, block.shape[0], self._chunk):
+            raw, bad = self._guard.clean(block[start : start + self._chunk])
+            if bad:
+                self.nonfinite += bad
+                self._flags.add("nonfinite_samples")
+                if self._due("nonfinite"):
+                    self.notify(
+                        f"warning: {bad} NaN or infinite input samples replaced by zeros "
+                        f"({self.nonfinite} so far); the model never sees them"
+                    )
+            mono = to_mono(raw)
+            self._guard.watch(mono)
+            self._consumed += raw.shape[0] / self._rate
+            ready.append(self._add(self._resampler.push(mono)))
+        return ready
+
+    def _add(self, samples: np.ndarray | None) -> tuple[Windows, tuple[str, ...]]:
+        """Windows completed by `samples` (None: the end of the stream), with their warnings."""
+        windows = self._windower.flush() if samples is None else self._windower.push(samples)
+        flags = set(self._flags)
+        if self._guard.warning is not None:
+            flags.add(self._guard.warning)
+        if windows.indices:
+            self._flags.clear()  # one-shot warnings go on the first window after the event
+        return windows, tuple(sorted(flags))
+
+    def _emit(
+        self, ready: list[tuple[Windows, tuple[str, ...]]] | tuple[Windows, tuple[str, ...]]
+    ) -> Iterator[Prediction]:
+        parts = [ready] if isinstance(ready, tuple) else ready
+        parts = [(w, flags) for w, flags in parts if w.indices]
+        if not parts:
+            return
+        probs = self.model.predict(np.concatenate([w.inputs for w, _ in parts]))
+        now = datetime.now(timezone.utc)
+        card = self.model.card
+        row = 0
+        for done, flags in parts:
+            for i, (k, level) in enumerate(zip(done.indices, done.levels, strict=True)):
+                p = probs[row]
+                row += 1
+                smoothed, shown, confidence = self._smoother.update(p)
+                self._emitted += 1
+                yield Prediction(
+                    index=self._index0 + k,
+                    offset=self._offset0 + k * self.hop_seconds,
+                    time=now,
+                    labels=self.labels,
+                    probabilities=p,
+                    smoothed=smoothed,
+                    smoothed_label=UNCERTAIN if shown is None else self.labels[shown],
+                    smoothed_confidence=confidence,
+                    dbfs=level,
+                    overflows=self._overflows,
+                    model_id=self.model.id,
+                    window_seconds=card.window_seconds,
+                    nonfinite=self.nonfinite,
+                    reconnects=self._reconnects,
+                    warnings=flags if i == 0 else self._lasting(flags),
+                )
+
+    @staticmethod
+    def _lasting(flags: tuple[str, ...]) -> tuple[str, ...]:
+        """The warnings that hold for every window (not the one-shot ones)."""
+        return tuple(f for f in flags if f in LASTING_WARNINGS)
+
+
 def stream_predictions(
     source: Source,
     model: Model,
@@ -227,48 +488,9 @@ def stream_predictions(
     smoothing: SmoothingConfig | None = None,
     stop: threading.Event | None = None,
     read_timeout: float = 0.1,
+    stuck_seconds: float = DEFAULT_STUCK_SECONDS,
+    notify: Callable[[str], None] = warn,
 ) -> Iterator[Prediction]:
-    """Classify a source window by window until it ends or `stop` is set.
-
-    Downmix and resampling happen here (never in an audio callback); every window ready after a
-    read goes through the model in one batch.
-    """
-    card = model.card
-    fe = card.frontend
-    hop_frames = max(1, round(hop_seconds * fe.sample_rate / fe.hop_length))
-    resampler = Resampler(source.rate, fe.sample_rate)
-    windower = WindowStream(fe, card.window_frames, hop_frames)
-    smoother = Smoother(smoothing)
-    labels = list(model.labels)
-    frame_seconds = fe.hop_length / fe.sample_rate
-
-    def emit(ready: Windows) -> Iterator[Prediction]:
-        if not ready.indices:
-            return
-        probs = model.predict(ready.inputs)
-        now = datetime.now(timezone.utc)
-        for k, p, level in zip(ready.indices, probs, ready.levels, strict=True):
-            smoothed, shown, confidence = smoother.update(p)
-            yield Prediction(
-                index=k,
-                offset=k * hop_frames * frame_seconds,
-                time=now,
-                labels=labels,
-                probabilities=p,
-                smoothed=smoothed,
-                smoothed_label=UNCERTAIN if shown is None else labels[shown],
-                smoothed_confidence=confidence,
-                dbfs=level,
-                overflows=source.overflows,
-                model_id=model.id,
-                window_seconds=card.window_seconds,
-            )
-
-    while stop is None or not stop.is_set():
-        block = source.read(read_timeout)
-        if block is None:
-            yield from emit(windower.push(resampler.flush()))
-            yield from emit(windower.flush())
-            return
-        if block.shape[0]:
-            yield from emit(windower.push(resampler.push(to_mono(block))))
+    """Classify a source window by window until it ends or `stop` is set (see LiveStream)."""
+    live = LiveStream(source, model, hop_seconds, smoothing, stuck_seconds, notify)
+    return live.predictions(stop, read_timeout)

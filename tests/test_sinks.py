@@ -51,6 +51,9 @@ def test_jsonl_record_and_flush_per_line(tmp_path):
         "smoothed_confidence": 0.6,
         "dbfs": -23.46,
         "overflows": 0,
+        "nonfinite": 0,
+        "reconnects": 0,
+        "warnings": [],
         "model": "edge-asc-ensemble@0123456789ab",
     }
     assert list(rec["top_k"]) == ["siren", "jackhammer"]  # best first
@@ -110,8 +113,9 @@ def test_rotation_caps_the_disk(tmp_path):
 
 def test_a_full_log_rotates_on_open(tmp_path):
     path = tmp_path / "out.jsonl"
-    path.write_text("x" * 300 + "\n")
-    with PredictionLog(path, max_bytes=290, keep=1) as log:  # one record is ~260 bytes
+    line_bytes = len(json.dumps(record(prediction(), 3), separators=(",", ":"))) + 1
+    path.write_text("x" * (line_bytes + 20) + "\n")
+    with PredictionLog(path, max_bytes=line_bytes + 10, keep=1) as log:  # room for one record
         log.write(prediction())
     assert (tmp_path / "out.jsonl.1").read_text().startswith("x")
     assert json.loads(path.read_text())["label"] == "siren"

@@ -289,9 +289,18 @@ def test_callback_copies_and_counts_overflows(fake_sd):
     np.testing.assert_array_equal(got[300:, 0], block[:141, 0])
 
 
-def test_a_stopped_stream_is_reported(fake_sd):
+def test_a_stopped_stream_is_reopened_with_backoff(fake_sd):
+    """The logic only; tests/test_faults.py restarts a real PulseAudio server under a listener."""
     sd = fake_sd()
-    mic = MicSource()
-    sd.opened.active = False  # e.g. the USB microphone was unplugged
-    with pytest.raises(EdgeAscError, match="unplugged"):
-        mic.read(timeout=0.05)
+    mic = MicSource(retry=(0.05, 0.1))
+    lost = sd.opened
+    lost.active = False  # e.g. the USB microphone was unplugged
+    assert mic.read(timeout=0.01).shape == (0, 1)  # no exception: the stream goes on
+    assert lost.closed and mic.reconnects == 0
+    (notice,) = mic.take_notices()
+    assert "lost the input device" in notice and "stopped" in notice
+    deadline = time.monotonic() + 5
+    while mic.reconnects == 0 and time.monotonic() < deadline:
+        assert mic.read(timeout=0.02).shape == (0, 1)
+    assert mic.reconnects == 1 and sd.opened is not lost and sd.opened.active
+    assert "is back" in mic.take_notices()[0]
