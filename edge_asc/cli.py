@@ -329,6 +329,29 @@ def demo_recording() -> Path:
     return Path(str(resources.files("edge_asc").joinpath("samples", "demo.flac")))
 
 
+@app.command()
+def bench(
+    model: ModelOption = None,
+    compare: Annotated[
+        list[Path] | None,
+        typer.Option("--compare", help="Another ONNX model for the latency table (repeatable)."),
+    ] = None,
+    audio: Annotated[
+        Path | None, typer.Option(help="Real audio to measure with (default: the demo recording).")
+    ] = None,
+    runs: Annotated[int, typer.Option(help="Timed runs per candidate (median, p99).")] = 200,
+    fast_seconds: Annotated[float, typer.Option(help="Audio replayed with --fast.")] = 300.0,
+    realtime_seconds: Annotated[float, typer.Option(help="Audio replayed in real time.")] = 20.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, not tables.")] = False,
+) -> None:
+    """Measure this machine: front-end vs librosa, model latency, listen's CPU and memory."""
+    from edge_asc.bench.command import BenchOptions, run_bench
+
+    options = BenchOptions(model, compare or [], audio, runs, fast_seconds, realtime_seconds)
+    report = run_bench(options, progress=lambda message: typer.echo(message, err=True))
+    typer.echo(report.to_json() if as_json else report.to_markdown())
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     try:

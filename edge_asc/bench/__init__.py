@@ -1,0 +1,6 @@
+"""Benchmarks of the app against the alternatives a user would pick, on the user's own machine.
+
+Only app dependencies are needed (numpy, onnxruntime, soundfile, soxr); librosa and
+python-speech-features rows appear when those are importable. `edge-asc bench` runs the quick
+version (`command`); benchmarks/ in the repository adds the training-side comparisons.
+"""

@@ -1,0 +1,168 @@
+"""`edge-asc bench` and its library: runs on real audio, prints well-formed tables and JSON.
+
+No timed assertions: figures depend on the machine and its load. The tests check that every
+benchmark runs, that each table has the rows it promises with finite positive figures, that the
+peers produce the same frames from the same audio, and that user errors are one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge_asc.audio_io import read_audio
+from edge_asc.bench import frontend, goals, inference, memory
+from edge_asc.bench.command import demo_recording
+from edge_asc.bench.report import Report, Table, fmt
+from edge_asc.bench.timing import Stats, measure
+from edge_asc.model import Model
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from edge_asc.cli import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def figures(table: dict, column: str) -> list[object]:
+    return [row[column] for row in table["rows"]]
+
+
+@pytest.fixture(scope="module")
+def demo() -> np.ndarray:
+    """The bundled real recording (16 s of UrbanSound8K clips) at the shipped model's rate."""
+    return read_audio(demo_recording(), Model().card.frontend.sample_rate)
+
+
+@pytest.fixture(scope="module")
+def bench_json() -> dict:
+    """One quick `edge-asc bench --json`, compared against the shipped model itself."""
+    model = str(Model().path)
+    result = run(
+        "bench", "--json", "--runs", "3", "--fast-seconds", "4", "--realtime-seconds", "2",
+        "--compare", model,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_bench_json_has_every_table_with_positive_figures(bench_json):
+    keys = [t["key"] for t in bench_json["tables"]]
+    assert keys == ["frontend", "inference", "operator_kinds", "operators", "end_to_end", "memory"]
+    tables = {t["key"]: t for t in bench_json["tables"]}
+    fe = tables["frontend"]["rows"]
+    names = {row["front-end"] for row in fe}
+    assert {frontend.OURS_HOP, frontend.OURS_WINDOW, frontend.LIBROSA, frontend.PSF} <= names
+    for row in fe:  # every front-end makes the same frames from the same audio
+        assert row["frames"] == (25 if row["input"] == "0.5-s hop" else 51), row
+        assert all(positive(v) for k, v in row.items() if k not in ("front-end", "input")), row
+    assert all(r["x ours, same input"] == 1.0 for r in fe if r["front-end"].startswith("edge-"))
+    inference_table = tables["inference"]
+    assert len(inference_table["rows"]) == 2  # the model and the --compare copy
+    for column in inference_table["columns"][2:]:
+        assert all(positive(v) for v in figures(inference_table, column)), column
+    assert inference_table["rows"][0][inference_table["columns"][-1]] == 1.0
+    e2e = {row["measure"]: row["value"] for row in tables["end_to_end"]["rows"]}
+    assert all(positive(v) for v in e2e.values()), e2e
+    assert 0 < e2e["real time: CPU share, first to last label"] < 100
+    assert all(positive(v) for v in figures(tables["memory"], "peak RSS MiB"))
+    assert "onnxruntime" in bench_json["environment"] and bench_json["environment"]["cpu"]
+    assert bench_json["command"].startswith("edge-asc bench --compare ")
+    assert {g["met"] for g in bench_json["goals"]} <= {True, False, None}
+    assert positive(bench_json["elapsed_s"])
+
+
+def test_bench_user_errors_are_one_line_exit_2(tmp_path):
+    for args in (["--runs", "0"], ["--audio", str(tmp_path / "missing.flac")]):
+        result = run("bench", *args)
+        assert result.returncode == 2, args
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("edge-asc: "), result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_frontend_table_skips_a_missing_peer_with_a_note(demo, monkeypatch):
+    real = frontend.optional
+    monkeypatch.setattr(
+        frontend, "optional", lambda name: None if name == "librosa" else real(name)
+    )
+    config = Model().card.frontend
+    found, notes = frontend.candidates(demo[: 3 * config.sample_rate], config)
+    assert frontend.LIBROSA not in {c.name for c in found}
+    assert any("librosa is not installed" in note for note in notes)
+
+
+def test_latency_and_operator_profile_of_the_shipped_model(demo):
+    model = Model()
+    x = inference.real_window(demo, model.card)
+    assert x.shape == (1, 1, model.card.frontend.n_mels, model.card.window_frames)
+    call = inference.onnx_call(inference.onnx_session(model.path), x)
+    probs = call()
+    assert probs.shape == (1, len(model.labels)) and np.isclose(probs.sum(), 1, atol=1e-4)
+    both = inference.ensemble_call([call, call])
+    assert np.allclose(both(), probs)
+    result = inference.run_latency({"a": call, "b": both}, runs=3, reference="a", warmup=1)
+    assert set(result.stats) == {"a", "b"} and result.stats["a"].runs == 3
+    profile = inference.profile_ops(model.path, x, runs=3)
+    assert profile.total_us > 0 and any(op.startswith("QLinear") for op in profile.micros)
+    kinds = inference.category_table({"INT8": profile}).to_dict()
+    shares = [r["INT8 %"] for r in kinds["rows"] if r["INT8 %"] != "-"]
+    assert math.isclose(sum(shares), 100, rel_tol=1e-6)
+    ops = inference.op_table({"INT8": profile}).to_dict()
+    assert ops["rows"][-1]["operator"] == "all kernels"
+
+
+def test_measure_interleaves_every_candidate():
+    calls = []
+    stats = measure({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 4, 1)
+    assert calls.count("a") == calls.count("b") == 5
+    assert calls[2:6] == ["a", "b", "b", "a"]  # the order rotates round by round
+    assert all(s.runs == 4 and 0 < s.median_ms <= s.p99_ms for s in stats.values())
+    with pytest.raises(ValueError):
+        measure({"a": lambda: None}, 0)
+
+
+def test_report_renders_markdown_and_json_without_nan():
+    table = Table("t", "A table", ["name", "value"])
+    table.add("missing", float("nan"))
+    table.add("big", 12345.6)
+    table.notes.append("a note")
+    report = Report("edge-asc bench", {"cpu": "x"}, [table], notes=["skipped"])
+    data = json.loads(report.to_json())
+    assert data["tables"][0]["rows"][0] == {"name": "missing", "value": None}
+    text = report.to_markdown()
+    assert "| missing | n/a |" in text and "| big | 12,346 |" in text and "- a note" in text
+    assert "Note: skipped" in text
+    assert [fmt(v) for v in (None, 3, 0.1234, 2.5, 0.001234)] == [
+        "n/a",
+        "3",
+        "0.123",
+        "2.50",
+        "0.0012",
+    ]
+
+
+def test_goals_judge_and_say_when_not_measured():
+    fast, slow = Stats(1.0, 2.0, 50), Stats(6.0, 7.0, 50)
+    met = goals.frontend_goals(fast, slow, slow)
+    assert [g.met for g in met] == [True, True]
+    assert goals.frontend_goals(fast, None, None)[0].met is None
+    assert goals.faster_goal("x", fast, slow).met is True
+    assert goals.faster_goal("x", slow, fast).met is False
+    assert goals.faster_goal("x", fast, None).met is None
+    assert goals.rss_goal(76.0).met is True and goals.rss_goal(77.0).met is False
+    assert goals.cpu_goal(None).met is None and goals.cpu_goal(1.9).met is True
+
+
+def test_peak_rss_of_a_fresh_interpreter_grows_with_its_imports():
+    bare = memory.peak_rss_mib("pass")
+    with_numpy = memory.peak_rss_mib("import numpy")
+    assert positive(bare) and positive(with_numpy) and with_numpy > bare
