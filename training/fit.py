@@ -90,8 +90,12 @@ def _epochs(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = max(1, -(-len(xt) // options.batch_size))
+    total_steps = options.epochs * steps_per_epoch
+    # OneCycleLR divides by its warm-up length in steps minus one: zero when it is exactly one
+    # step (5 steps in all, a tiny data set), so warm up a little longer there.
+    warmup = 0.2 if abs(0.2 * total_steps - 1) > 1e-9 else 0.4
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=options.lr, total_steps=options.epochs * steps_per_epoch, pct_start=0.2
+        optimizer, max_lr=options.lr, total_steps=total_steps, pct_start=warmup
     )
     loss_fn = nn.CrossEntropyLoss()
     if teacher is not None:

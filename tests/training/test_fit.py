@@ -66,3 +66,11 @@ def test_clip_accuracy_averages_windows():
     assert fit.clip_probabilities(probs, clip_index)[0, 0] == pytest.approx(0.55)
     assert fit.clip_accuracy(probs, clip_index, np.array([0, 1])) == 1.0
     assert fit.clip_accuracy(probs, clip_index, np.array([1, 0])) == 0.0
+
+
+def test_a_handful_of_windows_still_trains(real_windows):
+    # 5 steps in all: the one-cycle schedule's warm-up is then exactly one step
+    x, y = real_windows
+    how = fit.FitOptions(epochs=1, batch_size=32)
+    model = fit.fit(fit.new_model(small(), 0), x[:160], y[:160], how)
+    assert np.isfinite(fit.predict(model, x[:4])).all()
