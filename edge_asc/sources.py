@@ -518,6 +518,7 @@ class MicSource(Source):
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.close()
+            self._closed_overflows += capture.overflows
 
 
 def open_source(

@@ -189,7 +189,8 @@ class Smoother:
         probs = np.asarray(probs, dtype=np.float64)
         if self.config.method == "mean":
             self._recent.append(probs)
-            smoothed = np.mean(self._recent, axis=0)
+            # One array, not np.mean(deque): that raises and catches an AttributeError per call.
+            smoothed = np.stack(self._recent).mean(axis=0)
         else:
             alpha = 2.0 / (self.config.windows + 1)
             ema = self._ema

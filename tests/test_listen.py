@@ -16,42 +16,25 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from listener import EDGE_ASC, edge_asc, read_log, wait_for
+from pulse_server import SINK_16K, SINK_48K, PulseServer, require_pulseaudio
 
 from edge_asc.api import Classifier
 from edge_asc.audio_io import read_audio
 
-EDGE_ASC = [sys.executable, "-c", "from edge_asc.cli import main; main()"]
 SOUND_DBFS = -90.0  # above this a window holds some of a clip; the silence floor is -120
 LEAD_SILENCE, TAIL_SILENCE = 0.5, 2.0  # seconds around each played clip
 CANDIDATES_PER_CLASS = 6
-
-
-def edge_asc(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    kwargs.setdefault("capture_output", True)
-    kwargs.setdefault("text", True)
-    return subprocess.run([*EDGE_ASC, *args], timeout=300, check=False, **kwargs)
-
-
-def read_log(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    lines = text.splitlines()
-    if text and not text.endswith("\n"):
-        lines = lines[:-1]  # a line being written right now
-    return [json.loads(line) for line in lines]
 
 
 def probability_rows(records: list[dict], labels: list[str]) -> np.ndarray:
@@ -123,63 +106,16 @@ def clips(shared_data, classifier) -> list[Clip]:
 # --- the audio server -------------------------------------------------------------------------
 
 
-@dataclass
-class Pulse:
-    env: dict[str, str]
-
-    def pactl(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["pactl", *args], env=self.env, capture_output=True, text=True, timeout=20
-        )
-
-    def play(self, path: Path, sink: str) -> None:
-        done = subprocess.run(
-            ["paplay", f"--device={sink}", str(path)],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-
-
 @pytest.fixture(scope="module")
-def pulse(tmp_path_factory) -> Pulse:
+def pulse(tmp_path_factory) -> Iterator[PulseServer]:
     """A private PulseAudio daemon with two null sinks: 16 kHz mono and 48 kHz stereo."""
-    missing = [b for b in ("pulseaudio", "pactl", "paplay") if shutil.which(b) is None]
-    if missing:
-        pytest.skip(
-            f"PulseAudio is not installed ({', '.join(missing)} missing); "
-            "apt-get install pulseaudio pulseaudio-utils (.ci/run does)"
-        )
-    runtime = tmp_path_factory.mktemp("pulse")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULSE_")}
-    env.update(XDG_RUNTIME_DIR=str(runtime), HOME=str(runtime))  # nothing shared with the user's
-    sinks = [
-        "module-null-sink sink_name=virtmic format=s16le rate=16000 channels=1 norewinds=1",
-        "module-null-sink sink_name=virtmic48 format=s16le rate=48000 channels=2 norewinds=1",
-    ]
-    cmd = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit=yes"]
-    cmd += ["-L", "module-native-protocol-unix"]
-    for sink in sinks:
-        cmd += ["-L", sink]
-    with open(runtime / "pulseaudio.log", "w") as daemon_log:
-        daemon = subprocess.Popen(cmd, env=env, stdout=daemon_log, stderr=subprocess.STDOUT)
-    server = Pulse(env)
+    require_pulseaudio()
+    server = PulseServer(tmp_path_factory.mktemp("pulse"), [SINK_16K, SINK_48K], "virtmic.monitor")
     try:
-        deadline = time.monotonic() + 20
-        while server.pactl("info").returncode != 0:
-            assert daemon.poll() is None, (runtime / "pulseaudio.log").read_text()
-            assert time.monotonic() < deadline, "pulseaudio did not answer within 20 s"
-            time.sleep(0.1)
+        server.start()
         yield server
     finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        server.stop()
 
 
 def padded(clip: Clip, folder: Path) -> Path:
@@ -190,15 +126,6 @@ def padded(clip: Clip, folder: Path) -> Path:
     out = folder / f"{clip.path.stem}.wav"
     sf.write(out, np.concatenate([lead, data, tail]), rate, subtype="PCM_16")
     return out
-
-
-def wait_for(condition, timeout: float, proc: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc.poll() is not None:
-            pytest.fail(f"the listener exited ({proc.returncode}) while waiting for {what}")
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def segments(records: list[dict]) -> list[list[dict]]:
@@ -222,7 +149,7 @@ def interior(run: list[dict]) -> list[dict]:
 
 
 def listen_through_server(
-    pulse: Pulse, clips: list[Clip], tmp_path: Path, source: str, sink: str, *args: str
+    pulse: PulseServer, clips: list[Clip], tmp_path: Path, source: str, sink: str, *args: str
 ) -> tuple[list[dict], subprocess.Popen, Path]:
     assert pulse.pactl("set-default-source", source).returncode == 0
     log = tmp_path / "out.jsonl"

@@ -136,3 +136,70 @@ def test_bad_paths_and_options_are_user_errors(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(EdgeAscError, match="cannot open the log"):
         PredictionLog(tmp_path / "file" / "x.jsonl")
+
+
+def test_a_torn_last_line_is_dropped_not_glued(tmp_path):
+    """What kill -9 in the middle of a write can leave: the next run drops the cut record."""
+    path = tmp_path / "out.jsonl"
+    with PredictionLog(path) as log:
+        log.write(prediction(0))
+    whole = path.read_bytes()
+    path.write_bytes(whole + whole[:57])  # a second record, cut
+    notices: list[str] = []
+    with PredictionLog(path, notify=notices.append) as log:
+        log.write(prediction(1))
+    recs = [json.loads(line) for line in path.read_text().splitlines()]  # every line parses
+    assert [r["offset_s"] for r in recs] == [0.0, 0.5]
+    assert len(notices) == 1 and "incomplete last line (57 bytes)" in notices[0]
+
+
+def test_a_foreign_file_without_newline_is_not_cut(tmp_path):
+    """A long last line cannot be a cut record of ours: keep it, start a new line."""
+    path = tmp_path / "out.jsonl"
+    path.write_text("x" * 70_000)
+    with PredictionLog(path, max_bytes=10**6) as log:
+        log.write(prediction(0))
+    lines = path.read_text().splitlines()
+    assert lines[0] == "x" * 70_000 and json.loads(lines[1])["offset_s"] == 0.0
+
+
+def test_a_full_device_is_said_once_and_held_records_are_capped():
+    """/dev/full: every write fails with ENOSPC. The log never raises, says so once, and holds
+    only the newest records up to its limit."""
+    notices: list[str] = []
+    log = PredictionLog("/dev/full", notify=notices.append, hold_bytes=4096)
+    line_bytes = len(log.line(prediction()))
+    for i in range(200):
+        log.write(prediction(i))
+    assert len(notices) == 1 and "No space left on device" in notices[0]
+    assert log.held == 4096 // line_bytes
+    log.close()
+    assert len(notices) == 2 and f"{4096 // line_bytes} records could not be written" in notices[1]
+
+
+def test_a_write_error_leaves_no_partial_record(tmp_path):
+    """A write that fails part way (here: a file size limit, as on a full disk) is truncated
+    back, and the held records follow, in order, once writing works again."""
+    import resource
+    import signal
+
+    path = tmp_path / "out.jsonl"
+    notices: list[str] = []
+    log = PredictionLog(path, notify=notices.append)
+    line_bytes = len(log.line(prediction()))
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (int(2.5 * line_bytes), old[1]))
+    try:
+        for i in range(5):
+            log.write(prediction(i))
+        assert path.stat().st_size == 2 * line_bytes  # the third record went half, then back
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
+    log.write(prediction(5))
+    log.close()
+    assert [json.loads(x)["offset_s"] for x in path.read_text().splitlines()] == [
+        0.5 * i for i in range(6)
+    ]
+    assert len(notices) == 2 and "writable again: 4 held records written" in notices[1]
