@@ -21,6 +21,7 @@ from edge_asc.errors import EdgeAscError
 
 MIN_RATE, MAX_RATE = 8000, 384000  # Hz: telephone band to the fastest audio interfaces
 MAX_CHANNELS = 32
+SAMPLE_LIMIT = 1.0e4  # 80 dB above full scale: no real input; keeps sums and the resampler finite
 READ_BLOCK = 1 << 20  # frames decoded per call
 # libsndfile's own diagnosis of a header that promises more data than the file holds, e.g.
 # "data : 128000 (should be 63978)". A streamed WAV (arecord into a pipe) promises ~2**31 bytes.
@@ -72,6 +73,11 @@ def open_audio(path: str | Path) -> sf.SoundFile:
         raise EdgeAscError(f"expected an audio file, got a directory: {path}")
     if not stat.S_ISREG(mode):
         raise EdgeAscError(f"expected an audio file, got a special file: {path}")
+    try:
+        with open(path, "rb"):  # libsndfile says only "System error" when it may not read
+            pass
+    except OSError as err:
+        raise EdgeAscError(f"cannot read audio {path}: {err.strerror}") from err
     try:
         sound = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
@@ -131,7 +137,10 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     with open_audio(path) as sound:
         rate = int(sound.samplerate)
         data = read_blocks(sound, path)
-    signal = to_mono(data)
-    if not np.all(np.isfinite(signal)):
+    if not np.all(np.isfinite(data)):
         raise EdgeAscError(f"audio file holds NaN or infinite samples: {path}")
-    return resample(signal, rate, sample_rate)
+    # Float files can hold any finite value; beyond the limit the resampler would overflow.
+    signal = resample(to_mono(np.clip(data, -SAMPLE_LIMIT, SAMPLE_LIMIT)), rate, sample_rate)
+    if signal.size == 0:  # a few samples at a higher rate resample to none
+        raise EdgeAscError(f"audio file is too short: {path}")
+    return signal

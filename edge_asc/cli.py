@@ -29,13 +29,21 @@ app = typer.Typer(
 
 ModelOption = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="ONNX model file (default: the shipped model)."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="ONNX model file (default: the shipped model).",
+        readable=False,  # checked when loaded: one line, not click's usage box
+    ),
 ]
 
 
 @app.command()
 def classify(
-    files: Annotated[list[Path], typer.Argument(help="Audio files (any rate, channels, format).")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Audio files (any rate, channels, format).", readable=False),
+    ],
     model: ModelOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line and file.")
@@ -67,7 +75,7 @@ def classify(
 def info(
     model: Annotated[
         Path | None,
-        typer.Argument(help="ONNX model file (default: the shipped model)."),
+        typer.Argument(help="ONNX model file (default: the shipped model).", readable=False),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw card as JSON.")] = False,
 ) -> None:
@@ -226,7 +234,8 @@ def listen(
         int | None, typer.Option("--channels", "-c", help="Channels to capture (default 1).")
     ] = None,
     from_file: Annotated[
-        Path | None, typer.Option("--from-file", help="Replay an audio file instead.")
+        Path | None,
+        typer.Option("--from-file", help="Replay an audio file instead.", readable=False),
     ] = None,
     fast: Annotated[
         bool, typer.Option("--fast", help="With --from-file: as fast as possible.")

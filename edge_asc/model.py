@@ -40,7 +40,10 @@ class Model:
         self.path = Path(path) if path is not None else default_model_path()
         if not self.path.is_file():
             raise EdgeAscError(f"model not found: {self.path}")
-        data = self.path.read_bytes()
+        try:
+            data = self.path.read_bytes()
+        except OSError as err:
+            raise EdgeAscError(f"cannot read model {self.path}: {err.strerror}") from err
         try:
             self.session = ort.InferenceSession(
                 data,

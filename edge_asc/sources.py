@@ -540,10 +540,11 @@ def open_source(
         if device is not None or rate is not None or channels is not None:
             raise EdgeAscError("--device, --rate and --channels do not apply to --from-file")
         return FileSource(from_file, realtime=not fast)
+    rate = rate if rate is not None else default_rate  # an explicit 0 is refused, not defaulted
+    channels = channels if channels is not None else 1
     if stdin:
         if device is not None:
             raise EdgeAscError("--device does not apply to --stdin")
-        return StdinSource(rate or default_rate, channels or 1, pcm)
-    if rate is not None or channels is not None:
-        check_format(rate or default_rate, channels or 1, "--rate/--channels")
-    return MicSource(device, rate or default_rate, channels or 1)
+        return StdinSource(rate, channels, pcm)
+    check_format(rate, channels, "--rate/--channels")  # before any device is opened
+    return MicSource(device, rate, channels)

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 import numpy as np
 import soxr
 
-from edge_asc.audio_io import to_mono
+from edge_asc.audio_io import SAMPLE_LIMIT, to_mono
 from edge_asc.errors import warn
 from edge_asc.features import FrontEndConfig, LogMel, windows
 from edge_asc.model import Model
@@ -30,7 +30,6 @@ from edge_asc.sources import Source
 
 UNCERTAIN = "uncertain"
 SILENCE_DBFS = -120.0  # the level reported for digital silence (JSON has no -inf)
-SAMPLE_LIMIT = 1.0e4  # 80 dB above full scale: no real input; keeps sums and the resampler finite
 DEFAULT_STUCK_SECONDS = 10.0  # identical samples for this long: a muted or stuck microphone
 NOTICE_INTERVAL_S = 60.0  # stream seconds between two notices of a recurring fault
 # Warnings a window can carry. The first two hold for as long as the input stays constant; the

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from edge_asc.api import Classifier
 
@@ -95,3 +100,198 @@ def test_train_bad_data_is_one_line_and_exit_2(case, tmp_path, shared_data):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("edge-asc: ") and "Traceback" not in result.stderr
     assert str(data.name) in lines[-1] or "x.wav" in lines[-1]
+
+
+# --- bad input: one line on stderr, exit 2, nothing else ----------------------------------------
+
+
+def main_in_process(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """The console script's own entry point, in this process (a subprocess per case would
+    cost a second of start-up each): (exit code, stdout, stderr)."""
+    from edge_asc.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["edge-asc", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    out, err = capsys.readouterr()
+    return stopped.value.code, out, err
+
+
+def assert_one_line_error(code: int, out: str, err: str, *expected: str, case: str = "") -> None:
+    assert code == 2, (case, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edge-asc: "), (case, err)
+    assert "Traceback" not in err and out == "", case
+    for text in expected:
+        assert text in lines[0], (case, text, lines[0])
+
+
+def bad_models(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Broken model files, each with the words its error must say."""
+    import onnx
+
+    from edge_asc.model import default_model_path
+    from edge_asc.modelcard import METADATA_KEY
+
+    good = default_model_path().read_bytes()
+    folder.mkdir(exist_ok=True)
+    files = {
+        "missing": (folder / "none.onnx", None, "model not found"),
+        "empty": (folder / "empty.onnx", b"", "cannot load model"),
+        "corrupt": (folder / "corrupt.onnx", b"\x00not a model" * 50, "cannot load model"),
+        "truncated": (folder / "truncated.onnx", good[: len(good) * 2 // 3], "cannot load model"),
+    }
+    out = {}
+    for name, (path, data, words) in files.items():
+        if data is not None:
+            path.write_bytes(data)
+        out[name] = (path, words)
+    proto = onnx.load(str(default_model_path()))
+    card = next(p for p in proto.metadata_props if p.key == METADATA_KEY)
+    newer = json.loads(card.value)
+    newer["format_version"] = 99
+    card.value = json.dumps(newer)
+    onnx.save(proto, str(folder / "newer.onnx"))
+    out["newer format"] = (folder / "newer.onnx", "newer than this edge-asc reads")
+    del proto.metadata_props[:]
+    onnx.save(proto, str(folder / "no-card.onnx"))
+    out["no metadata"] = (folder / "no-card.onnx", "not an edge-asc model")
+    return out
+
+
+MODEL_CASES = ["missing", "empty", "corrupt", "truncated", "newer format", "no metadata"]
+
+
+@pytest.mark.parametrize("command", ["info", "classify", "listen"])
+def test_bad_models_are_one_line_and_exit_2(command, tmp_path, shared_data, monkeypatch, capsys):
+    clip = str(shared_data / "urbansound8k-16k" / "fold3" / "103199-4-0-0.flac")
+    for case, (model, words) in bad_models(tmp_path / "models").items():
+        args = {
+            "info": ["info", str(model)],
+            "classify": ["classify", "-m", str(model), clip],
+            "listen": ["listen", "-m", str(model), "--from-file", clip, "--fast"],
+        }[command]
+        code, out, err = main_in_process(monkeypatch, capsys, *args)
+        assert_one_line_error(code, out, err, words, str(model), case=case)
+    assert sorted(bad_models(tmp_path / "again")) == sorted(MODEL_CASES)
+
+
+def bad_audio(folder: Path, shared_data: Path) -> dict[str, tuple[Path, str]]:
+    """Files that are not usable audio, each with the words its error must say."""
+    folder.mkdir(exist_ok=True)
+    clip = shared_data / "urbansound8k-16k" / "fold3" / "103199-4-0-0.flac"
+    data, rate = sf.read(clip, dtype="int16")
+    sf.write(folder / "whole.wav", data, rate, subtype="PCM_16")
+    wav, flac = (folder / "whole.wav").read_bytes(), clip.read_bytes()
+    cases: dict[str, tuple[Path, str]] = {}
+
+    def add(name: str, path: Path, words: str) -> None:
+        cases[name] = (path, words)
+
+    add("missing", folder / "missing.wav", "audio file not found")
+    (folder / "a-folder.wav").mkdir()
+    add("directory", folder / "a-folder.wav", "got a directory")
+    os.mkfifo(folder / "fifo.wav")  # opening it would block for ever: refused, not opened
+    add("fifo", folder / "fifo.wav", "special file")
+    (folder / "empty.wav").write_bytes(b"")
+    add("empty file", folder / "empty.wav", "cannot read audio")
+    sf.write(folder / "no-frames.wav", np.zeros(0, np.int16), 16000)
+    add("no frames", folder / "no-frames.wav", "audio file is empty")
+    (folder / "cut.wav").write_bytes(wav[: len(wav) // 2])
+    add("truncated wav", folder / "cut.wav", "truncated")
+    (folder / "cut.flac").write_bytes(flac[: len(flac) // 2])
+    add("truncated flac", folder / "cut.flac", "truncated")
+    (folder / "notes.wav").write_text("these are not the samples you are looking for\n" * 20)
+    add("not audio", folder / "notes.wav", "cannot read audio")
+    sf.write(folder / "4k.wav", data[:4000], 4000)
+    add("rate too low", folder / "4k.wav", "unsupported sample rate 4000 Hz")
+    sf.write(folder / "40ch.wav", np.zeros((1600, 40), np.int16), 16000)
+    add("too many channels", folder / "40ch.wav", "unsupported channel count 40")
+    return cases
+
+
+@pytest.mark.parametrize("command", ["classify", "listen"])
+def test_bad_audio_is_one_line_and_exit_2(command, tmp_path, shared_data, monkeypatch, capsys):
+    for case, (path, words) in bad_audio(tmp_path / "audio", shared_data).items():
+        args = ["classify", str(path)] if command == "classify" else ["listen", "--fast"]
+        if command == "listen":
+            args += ["--from-file", str(path), "--display", "plain"]
+        code, out, err = main_in_process(monkeypatch, capsys, *args)
+        assert_one_line_error(code, out, err, words, str(path), case=case)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--stdin", "--rate", "1000000"], "unsupported sample rate 1000000 Hz"),
+        (["--stdin", "--channels", "64"], "unsupported channel count 64"),
+        (["--rate", "4000"], "unsupported sample rate 4000 Hz"),  # before any device is opened
+        (["--channels", "0"], "unsupported channel count 0"),
+        (["--stdin", "--stuck-after", "-1"], "--stuck-after"),
+    ],
+)
+def test_unsupported_rates_and_channels(args, words, monkeypatch, capsys):
+    code, out, err = main_in_process(monkeypatch, capsys, "listen", *args)
+    assert_one_line_error(code, out, err, words)
+
+
+def test_unwritable_log_paths_fail_before_listening(tmp_path, shared_data, monkeypatch, capsys):
+    clip = str(shared_data / "urbansound8k-16k" / "fold3" / "103199-4-0-0.flac")
+    (tmp_path / "a-file").write_text("")
+    for log, words in (
+        (tmp_path / "a-file" / "out.jsonl", "cannot open the log"),  # under a regular file
+        (tmp_path, "is a directory"),
+        (Path("/proc/edge-asc-test/out.jsonl"), "cannot open the log"),  # nobody creates here
+    ):
+        args = ["listen", "--from-file", clip, "--fast", "--log", str(log), "--display", "plain"]
+        code, out, err = main_in_process(monkeypatch, capsys, *args)
+        assert_one_line_error(code, out, err, words, str(log))
+
+
+def no_permission_override() -> Callable[[], None] | None:
+    """For preexec_fn: root, but without the capabilities that ignore file permissions, so
+    that a mode-000 file is unreadable to the child as it would be to any user."""
+    if os.geteuid() != 0:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def drop() -> None:
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+    return drop
+
+
+def test_unreadable_audio_and_log_folder(tmp_path, shared_data):
+    """Permissions, for real: files nobody may read, a folder nobody may write into."""
+    from edge_asc.model import default_model_path
+
+    secret = tmp_path / "secret.flac"
+    secret.write_bytes((shared_data / "tut-urban-2018-demo" / "park.flac").read_bytes())
+    secret.chmod(0)
+    model = tmp_path / "secret.onnx"
+    model.write_bytes(default_model_path().read_bytes())
+    model.chmod(0)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    cmd = [sys.executable, "-c", "from edge_asc.cli import main; main()"]
+    cases = [
+        (["classify", str(secret)], "Permission denied"),
+        (["listen", "--from-file", str(secret), "--fast"], "Permission denied"),
+        (["demo", "--fast", "--log", str(locked / "out.jsonl")], "Permission denied"),
+        (["info", str(model)], "Permission denied"),
+        (["classify", "-m", str(model), str(secret)], "Permission denied"),
+    ]
+    for args, words in cases:
+        try:
+            result = subprocess.run(
+                [*cmd, *args],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                preexec_fn=no_permission_override(),
+            )
+        except subprocess.SubprocessError as err:
+            pytest.skip(f"cannot drop the permission override here: {err}")
+        assert_one_line_error(result.returncode, result.stdout, result.stderr, words)
