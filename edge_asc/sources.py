@@ -446,12 +446,11 @@ class MicSource(Source):
             now = time.monotonic()
             if capture.ring.written != self._seen:
                 self._seen, self._progress_at = capture.ring.written, now
-            if capture.ring.available:
-                pass  # deliver what arrived before any verdict on the device
-            elif not capture.stream.active:
-                return self._lose("the input stream stopped")
-            elif now - self._progress_at > self.stall_seconds:
-                return self._lose(f"no audio for {self.stall_seconds:g} s")
+            if not capture.ring.available:  # what arrived goes out before any verdict
+                if not capture.stream.active:
+                    return self._lose("the input stream stopped")
+                if now - self._progress_at > self.stall_seconds:
+                    return self._lose(f"no audio for {self.stall_seconds:g} s")
             left = deadline - now
             if left <= 0:
                 break

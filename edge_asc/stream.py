@@ -383,8 +383,7 @@ class LiveStream:
                 self.notify(message)
             self._check_source()
             if block is None:
-                yield from self._emit(self._add(self._resampler.flush()))
-                yield from self._emit(self._add(None))
+                yield from self._emit([self._add(self._resampler.flush()), self._add(None)])
                 return
             if block.shape[0]:
                 yield from self._emit(self._push(block))
@@ -440,11 +439,9 @@ class LiveStream:
             self._flags.clear()  # one-shot warnings go on the first window after the event
         return windows, tuple(sorted(flags))
 
-    def _emit(
-        self, ready: list[tuple[Windows, tuple[str, ...]]] | tuple[Windows, tuple[str, ...]]
-    ) -> Iterator[Prediction]:
-        parts = [ready] if isinstance(ready, tuple) else ready
-        parts = [(w, flags) for w, flags in parts if w.indices]
+    def _emit(self, ready: list[tuple[Windows, tuple[str, ...]]]) -> Iterator[Prediction]:
+        """Every window completed by one read, through the model in one batch, in order."""
+        parts = [(w, flags) for w, flags in ready if w.indices]
         if not parts:
             return
         probs = self.model.predict(np.concatenate([w.inputs for w, _ in parts]))
