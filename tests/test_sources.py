@@ -304,3 +304,16 @@ def test_a_stopped_stream_is_reopened_with_backoff(fake_sd):
         assert mic.read(timeout=0.02).shape == (0, 1)
     assert mic.reconnects == 1 and sd.opened is not lost and sd.opened.active
     assert "is back" in mic.take_notices()[0]
+
+
+def test_a_stalled_stream_is_reopened(fake_sd):
+    """Active, but no audio for `stall_seconds` (a hung driver or server): treated as lost."""
+    sd = fake_sd()
+    mic = MicSource(retry=(0.05, 0.1), stall_seconds=0.2)
+    stalled = sd.opened
+    deadline = time.monotonic() + 5
+    while mic.reconnects == 0 and time.monotonic() < deadline:
+        assert mic.read(timeout=0.05).shape == (0, 1)
+    notices = mic.take_notices()
+    assert "no audio for 0.2 s" in notices[0] and "is back" in notices[1]
+    assert stalled.closed and sd.opened is not stalled and mic.reconnects == 1
