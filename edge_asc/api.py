@@ -66,7 +66,14 @@ class Classifier:
     def classify_array(
         self, audio: np.ndarray, sample_rate: int, hop_seconds: float = DEFAULT_HOP_SECONDS
     ) -> ClipResult:
-        """Any-rate mono or (samples, channels) audio -> the clip's verdict."""
+        """Any-rate mono or (samples, channels) audio -> the clip's verdict.
+
+        NaN or inf samples are refused rather than guessed at: a live stream zeroes and counts
+        them, but a caller handing over one array should know its data is broken.
+        """
+        audio = np.asarray(audio)
+        if not np.isfinite(audio).all():
+            raise ValueError("audio contains NaN or infinite samples")
         signal = resample(to_mono(audio), sample_rate, self.card.frontend.sample_rate)
         return self._result(self.window_probabilities(signal, hop_seconds))
 
