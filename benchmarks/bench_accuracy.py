@@ -25,6 +25,10 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
 
 
+def fmt_percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def accuracy_table(models: RunModels, stats: Mapping[str, Stats]) -> Table:
     report = models.report
     acc = accuracy_column(report)
@@ -94,6 +98,17 @@ def accuracy_table(models: RunModels, stats: Mapping[str, Stats]) -> Table:
         "only (accuracy not measured).",
         "Latency: batch 1, one thread, the same interleaved runs as the inference table.",
     ]
+    candidates = report.get("filter_size") or []
+    if candidates:
+        scored = ", ".join(
+            f"{c['kernel']}x{c['kernel']} {fmt_percent(c.get('selection_clip_accuracy'))} at "
+            f"{c['macs'] / 1e6:.1f} M MACs{' (chosen)' if c.get('selected') else ''}"
+            for c in candidates
+        )
+        table.notes.append(
+            f"Filter-size candidates, judged on an inner split of the training folds (never "
+            f"on the validation split above) and not kept as files: {scored}."
+        )
     if not models.torch_models:
         table.notes.append(
             f"{models.run / 'torch'} is missing: single-model files and latencies are n/a "

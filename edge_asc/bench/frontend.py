@@ -75,8 +75,7 @@ def candidates(signal: np.ndarray, config: FrontEndConfig) -> tuple[list[Candida
     seconds = [signal[s : s + second] for s in starts]
     padded_seconds = [padded[s : s + second + win] for s in starts]
 
-    stream = LogMel(config)
-    stream.push(signal[: hop_samples * 2])  # steady state: the pending overlap is real audio
+    stream = LogMel(config)  # 25 frames from every push of a hop, the first one included
     offline = LogMel(config)
     found = [
         Candidate(OURS_HOP, "hop", _cycle(hops, stream.push), HOP_SECONDS),
