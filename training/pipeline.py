@@ -59,8 +59,8 @@ class Schedule:
     # Member fine-tuning candidates, one chosen per member on the inner split (never on the
     # validation split). All keep conv1 frozen, so every member keeps the parent's first-layer
     # filters exactly (what makes the fused graph's sharing exact), and learn partly from the
-    # parent's softened outputs, so a pruned member recovers the parent's function rather than
-    # drifting from it; they differ in how much of the loss that distillation is.
+    # parent's softened outputs (half the loss), so a pruned member recovers the parent's
+    # function rather than drifting from it; they differ in how long and how hard they train.
     finetune: tuple[fit.FitOptions, ...]
     window_hop: int = 25  # frames between training windows (0.5 s)
 
@@ -73,9 +73,9 @@ class Schedule:
             full=fit.FitOptions(epochs=full, seed=options.seed),
             finetune=tuple(
                 fit.FitOptions(
-                    epochs=finetune, seed=options.seed, lr=1e-3, frozen_convs=(1,), distill=d
+                    epochs=epochs, seed=options.seed, lr=lr, frozen_convs=(1,), distill=0.5
                 )
-                for d in (0.5, 0.9)
+                for epochs, lr in ((finetune, 1e-3), (2 * finetune, 3e-3))
             ),
         )
 
@@ -188,8 +188,17 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             kernel = reference["selected_kernel"]
         else:
             inner = _inner(train, train_clips)
-            results["filter_size"], kernel, inner_parent = _select_kernel(
+            results["filter_size"], kernel = _select_kernel(
                 inner, options, schedule, n_classes, train_model
+            )
+            # Trained like the real parent, so its members need the recovery the real ones need
+            # (the short selection model is under-trained: fine-tuning just trains it further).
+            inner_parent = train_model(
+                singh_config(kernel, n_classes),
+                inner.x,
+                inner.y,
+                schedule.full,
+                f"inner parent {kernel}x{kernel}",
             )
             results["finetune_selection"] = _select_finetune(
                 inner, inner_parent, options, schedule, train_model
@@ -327,17 +336,13 @@ def _select_kernel(
     schedule: Schedule,
     n_classes: int,
     train_model: Any,
-) -> tuple[list[dict[str, Any]], int, Cnn]:
-    """Train each kernel size on part of the training data, judge it on the rest.
-
-    Returns the table, the chosen kernel and its inner model, the parent for choosing how the
-    members are fine-tuned.
-    """
-    rows, models = [], {}
+) -> tuple[list[dict[str, Any]], int]:
+    """Train each kernel size on part of the training data, judge it on the rest."""
+    rows = []
     for kernel in options.kernels:
         config = singh_config(kernel, n_classes)
         cost = complexity.count_cnn(config)
-        models[kernel] = train_model(
+        model = train_model(
             config, inner.x, inner.y, schedule.selection, f"select {kernel}x{kernel}"
         )
         rows.append(
@@ -346,14 +351,14 @@ def _select_kernel(
                 "parameters": cost.parameters,
                 "macs": cost.macs,
                 "within_budget": cost.macs <= options.member_mac_budget,
-                "selection_clip_accuracy": _describe(models[kernel], inner.val, "")["accuracy"],
+                "selection_clip_accuracy": _describe(model, inner.val, "")["accuracy"],
             }
         )
     eligible = [r for r in rows if r["within_budget"]] or rows
     best = max(eligible, key=lambda r: (r["selection_clip_accuracy"], -r["macs"]))
     for r in rows:
         r["selected"] = r is best
-    return rows, best["kernel"], models[best["kernel"]]
+    return rows, best["kernel"]
 
 
 def _select_finetune(
@@ -385,7 +390,9 @@ def _select_finetune(
                 teacher=inner_parent,
             )
             row = _describe(tuned, inner.val, name)
-            rows.append({"distill": how.distill, "epochs": how.epochs, **_scores(row)})
+            rows.append(
+                {"distill": how.distill, "epochs": how.epochs, "lr": how.lr, **_scores(row)}
+            )
         best = min(range(len(rows)), key=lambda i: (-rows[i]["accuracy"], rows[i]["log_loss"], i))
         chosen[name] = {"chosen": best, "candidates": rows, "parent_accuracy": parent_accuracy}
     return chosen

@@ -178,11 +178,13 @@ def _finetune_choice(results: dict[str, Any]) -> list[str]:
         "",
         "Each member pruned from the inner parent (accuracy "
         f"{_pct(first['parent_accuracy'])} % on the inner held-out part), fine-tuned with each "
-        "candidate, the best kept. Accuracy % on the inner held-out part, by distillation weight:",
+        "candidate, the best kept. Accuracy % on the inner held-out part, by candidate:",
         "",
     ]
     candidates = first["candidates"]
-    header = ["member"] + [f"distill {c['distill']}, {c['epochs']} epochs" for c in candidates]
+    header = ["member"] + [
+        f"{c['epochs']} epochs, lr {c.get('lr', '-')}, distill {c['distill']}" for c in candidates
+    ]
     rows = [
         [name]
         + [
