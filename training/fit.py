@@ -24,6 +24,9 @@ class FitOptions:
     frozen_convs: tuple[int, ...] = ()  # 1-based conv layers kept fixed (weights and BN stats)
     distill: float = 0.0  # weight of the teacher's softened outputs in the loss (0: labels only)
     temperature: float = 2.0  # softening of teacher and student logits for distillation
+    mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight of window pairs (0: off)
+    mask_bands: int = 0  # widest run of mel bands zeroed per window, SpecAugment style (0: off)
+    mask_frames: int = 0  # widest run of frames zeroed per window (0: off)
 
 
 def seed_everything(seed: int) -> None:
@@ -86,6 +89,7 @@ def _epochs(
     teacher: nn.Module | None,
 ) -> None:
     generator = torch.Generator().manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)  # mixup weights (torch has no seeded Beta draw)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
@@ -110,9 +114,15 @@ def _epochs(
             if len(idx) < 2:  # batch norm cannot train on a single window
                 continue
             optimizer.zero_grad(set_to_none=True)
-            xb, yb = xt[idx].contiguous(memory_format=torch.channels_last), yt[idx]
+            xb, yb = _augment(xt[idx], options, generator), yt[idx]
+            lam, partner = _mix(len(idx), options.mixup, generator, rng)
+            if partner is not None:
+                xb = lam * xb + (1 - lam) * xb[partner]
+            xb = xb.contiguous(memory_format=torch.channels_last)
             logits = model(xb)
             loss = loss_fn(logits, yb)
+            if partner is not None:
+                loss = lam * loss + (1 - lam) * loss_fn(logits, yb[partner])
             if teacher is not None and options.distill > 0:
                 loss = (1 - options.distill) * loss + options.distill * _distillation(
                     logits, teacher, xb, options.temperature
@@ -124,6 +134,36 @@ def _epochs(
             seen += len(idx)
         if progress:
             progress(epoch + 1, options.epochs, total / max(seen, 1))
+
+
+def _augment(x: torch.Tensor, options: FitOptions, generator: torch.Generator) -> torch.Tensor:
+    """SpecAugment-style masks: one run of mel bands and one of frames set to the mean (zero
+    after normalisation), so no single band or moment can carry a decision on its own."""
+    if not (options.mask_bands or options.mask_frames):
+        return x
+    x = x.clone()
+    n = len(x)
+    for axis, widest in ((2, options.mask_bands), (3, options.mask_frames)):
+        if widest <= 0:
+            continue
+        size = x.shape[axis]
+        width = torch.randint(0, widest + 1, (n, 1), generator=generator)
+        start = (torch.rand((n, 1), generator=generator) * (size - width + 1)).long()
+        where = torch.arange(size)[None, :]
+        hit = (where >= start) & (where < start + width)  # (n, size)
+        shape = (n, 1, size, 1) if axis == 2 else (n, 1, 1, size)
+        x.masked_fill_(hit.view(shape), 0.0)
+    return x
+
+
+def _mix(
+    n: int, alpha: float, generator: torch.Generator, rng: np.random.Generator
+) -> tuple[float, torch.Tensor | None]:
+    """Mixup (Zhang et al.): one Beta-drawn weight per batch and a shuffled partner per window;
+    it keeps these small models from the overconfidence that clip averaging punishes."""
+    if alpha <= 0:
+        return 1.0, None
+    return float(rng.beta(alpha, alpha)), torch.randperm(n, generator=generator)
 
 
 def _distillation(

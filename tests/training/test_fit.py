@@ -1,4 +1,5 @@
-"""Training loop guarantees the pipeline relies on: seeds, frozen layers, distillation."""
+"""Training loop guarantees the pipeline relies on: seeds, frozen layers, distillation,
+augmentation."""
 
 from __future__ import annotations
 
@@ -74,3 +75,36 @@ def test_a_handful_of_windows_still_trains(real_windows):
     how = fit.FitOptions(epochs=1, batch_size=32)
     model = fit.fit(fit.new_model(small(), 0), x[:160], y[:160], how)
     assert np.isfinite(fit.predict(model, x[:4])).all()
+
+
+def test_masks_blank_one_run_of_bands_and_one_of_frames():
+    x = torch.ones((64, 1, 40, 51))
+    how = fit.FitOptions(mask_bands=8, mask_frames=10)
+    out = fit._augment(x, how, torch.Generator().manual_seed(0))
+    assert torch.equal(x, torch.ones_like(x))  # the batch itself is left alone
+    widths = set()
+    for window in out[:, 0]:
+        blank_bands = torch.nonzero((window == 0).all(dim=1)).flatten().tolist()
+        blank_frames = torch.nonzero((window == 0).all(dim=0)).flatten().tolist()
+        for run, widest in ((blank_bands, 8), (blank_frames, 10)):
+            assert len(run) <= widest
+            assert run == list(range(run[0], run[0] + len(run))) if run else True
+        # nothing outside those runs is touched
+        keep = torch.ones_like(window, dtype=torch.bool)
+        keep[blank_bands, :] = False
+        keep[:, blank_frames] = False
+        assert (window[keep] == 1).all()
+        widths.add(len(blank_bands))
+    assert len(widths) > 3  # widths are drawn, not fixed
+
+
+def test_augmented_training_is_reproducible_and_mixup_softens(real_windows):
+    x, y = real_windows
+    how = fit.FitOptions(epochs=15, seed=4, mixup=0.4, mask_bands=6, mask_frames=8)
+    a = fit.predict(fit.fit(fit.new_model(small(), 4), x, y, how), x)
+    b = fit.predict(fit.fit(fit.new_model(small(), 4), x, y, how), x)
+    np.testing.assert_array_equal(a, b)
+    plain = fit.FitOptions(epochs=15, seed=4)
+    c = fit.predict(fit.fit(fit.new_model(small(), 4), x, y, plain), x)
+    # mixup trains on blended targets: the model is less sure of itself on the same windows
+    assert a.max(axis=1).mean() < c.max(axis=1).mean() - 0.02
