@@ -32,6 +32,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Total time: {t['total'] / 60:.1f} min "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in t.items() if k != 'total')}).",
         "",
+        *_recipe(results["schedule"]),
         "## Filter size (trained on part of the training splits, judged on the rest)",
         "",
     ]
@@ -92,7 +93,6 @@ def markdown(results: dict[str, Any]) -> str:
         ],
         rows,
     )
-    lines += _finetune_choice(results)
     lines += ["## Members, ensemble and the DCASE 2022 baseline", ""]
     rows = []
     if "baseline" in results:
@@ -168,32 +168,29 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _finetune_choice(results: dict[str, Any]) -> list[str]:
-    choice = results.get("finetune_selection")
-    if not choice:
-        return []
-    first = next(iter(choice.values()))
-    lines = [
-        "## Member fine-tuning (chosen per member on the inner split)",
-        "",
-        "Each member pruned from the inner parent (accuracy "
-        f"{_pct(first['parent_accuracy'])} % on the inner held-out part), fine-tuned with each "
-        "candidate, the best kept. Accuracy % on the inner held-out part, by candidate:",
-        "",
-    ]
-    candidates = first["candidates"]
-    header = ["member"] + [
-        f"{c['epochs']} epochs, lr {c.get('lr', '-')}, distill {c['distill']}" for c in candidates
-    ]
-    rows = [
-        [name]
-        + [
-            _pct(c["accuracy"]) + (" (chosen)" if i == row["chosen"] else "")
-            for i, c in enumerate(row["candidates"])
-        ]
-        for name, row in choice.items()
-    ]
-    return lines + _table(header, rows)
+def _recipe(schedule: dict[str, Any]) -> list[str]:
+    """One line per training step: what was trained how, so a run can be repeated by hand."""
+
+    def describe(how: dict[str, Any]) -> str:
+        parts = [f"{how['epochs']} epochs", f"lr {how['lr']}", f"batch {how['batch_size']}"]
+        if how.get("mixup"):
+            parts.append(f"mixup alpha {how['mixup']}")
+        if how.get("mask_bands") or how.get("mask_frames"):
+            parts.append(f"masks <= {how['mask_bands']} bands, <= {how['mask_frames']} frames")
+        if how.get("distill"):
+            parts.append(f"distillation {how['distill']} at T={how['temperature']}")
+        if how.get("frozen_convs"):
+            parts.append(f"conv{','.join(map(str, how['frozen_convs']))} frozen")
+        return ", ".join(parts)
+
+    steps = (
+        ("filter-size candidates", "selection"),
+        ("parent and DCASE 2022 baseline", "full"),
+        ("member fine-tuning", "finetune"),
+    )
+    lines = ["Training recipe (AdamW, one-cycle schedule):", ""]
+    lines += [f"- {label}: {describe(schedule[key])}" for label, key in steps]
+    return [*lines, ""]
 
 
 def _fmt(value: Any) -> str:

@@ -36,15 +36,9 @@ def test_trains_on_the_tau22_layout(tau_run):
     assert [m["name"] for m in report["members"]] == ["C1", "C2", "C12", "C23", "C123"]
     assert report["members"][-1]["channels"] == [12, 12, 22]
     assert "DCASE 2022 baseline" in (run / "report.md").read_text()
-    choice = report["finetune_selection"]
-    assert set(choice) == {m["name"] for m in report["members"]}
-    for member in report["members"]:
-        row = choice[member["name"]]
-        assert len(row["candidates"]) == 2 and row["chosen"] in (0, 1)
-        assert member["finetune_distill"] == row["candidates"][row["chosen"]]["distill"]
-    assert "Member fine-tuning (chosen per member on the inner split)" in (
-        run / "report.md"
-    ).read_text()
+    # members are fine-tuned with conv1 frozen, which the fused graph's exact sharing needs
+    assert report["schedule"]["finetune"]["frozen_convs"] == [1]
+    assert "- member fine-tuning: 1 epochs" in (run / "report.md").read_text()
 
 
 def test_the_run_keeps_every_trained_model_for_benchmarks(tau_run):
@@ -106,4 +100,4 @@ def test_training_on_every_split_records_the_reference_run(tau_run):
     assert ref["int8_accuracy"] == results["ensemble"]["int8_accuracy"]
     assert ref["val_splits"] == ["evaluate"]
     assert card.training["accuracy"] == {"fp32": None, "int8": None}
-    assert everything["finetune_selection"] == results["finetune_selection"]
+    assert everything["schedule"] == results["schedule"]
