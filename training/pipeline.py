@@ -24,7 +24,7 @@ from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig
 from edge_asc.model import Model
 from edge_asc.modelcard import ModelCard, save
-from edge_asc.training import complexity, data, fit, fuse, nets, prune, quantize, report
+from edge_asc.training import complexity, data, fit, fuse, nets, prune, quantize, report, stats
 from edge_asc.training.nets import Cnn, CnnConfig, baseline_config, singh_config
 
 LICENSE_NOTE = (
@@ -238,6 +238,15 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
     )
     timings["fuse_quantize"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
+    if "baseline" in results and "int8_clip_predictions" in results["ensemble"]:
+        correct = [
+            np.asarray(preds) == val.clip_labels
+            for preds in (
+                results["ensemble"]["int8_clip_predictions"],
+                results["baseline"]["clip_predictions"],
+            )
+        ]
+        results["ensemble_minus_baseline"] = stats.paired_bootstrap(*correct, seed=options.seed)
     results["environment"] = _environment()
     results["checks"] = _checks(results)
     report.write_report(results, out)
@@ -375,9 +384,9 @@ def _describe(model: Cnn, val: Split, name: str) -> dict[str, Any]:
     if not val.empty:
         probs = fit.predict(model, val.x)
         row["accuracy"] = fit.clip_accuracy(probs, val.clip_index, val.clip_labels)
-        row["log_loss"] = fit.log_loss(
-            fit.clip_probabilities(probs, val.clip_index), val.clip_labels
-        )
+        clip = fit.clip_probabilities(probs, val.clip_index)
+        row["log_loss"] = fit.log_loss(clip, val.clip_labels)
+        row["clip_predictions"] = clip.argmax(1).tolist()
     return row
 
 
@@ -428,6 +437,7 @@ def _export(
             clip = fit.clip_probabilities(probs, val.clip_index)
             summary[f"{tag}_accuracy"] = fit.clip_accuracy(probs, val.clip_index, val.clip_labels)
             summary[f"{tag}_log_loss"] = fit.log_loss(clip, val.clip_labels)
+            summary[f"{tag}_clip_predictions"] = clip.argmax(1).tolist()
             summary[f"{tag}_confusion"] = _confusion(
                 clip.argmax(1), val.clip_labels, len(dataset.labels)
             )

@@ -39,6 +39,13 @@ def test_trains_on_the_tau22_layout(tau_run):
     # members are fine-tuned with conv1 frozen, which the fused graph's exact sharing needs
     assert report["schedule"]["finetune"]["frozen_convs"] == [1]
     assert "- member fine-tuning: 1 epochs" in (run / "report.md").read_text()
+    gap = report["ensemble_minus_baseline"]
+    assert gap["low"] <= gap["difference"] <= gap["high"]
+    assert np.isclose(
+        gap["difference"],
+        report["ensemble"]["int8_accuracy"] - report["baseline"]["accuracy"],
+    )
+    assert "paired bootstrap 95 % interval" in (run / "report.md").read_text()
 
 
 def test_the_run_keeps_every_trained_model_for_benchmarks(tau_run):

@@ -1,0 +1,21 @@
+"""How sure a difference in accuracy is, on one validation split's clips."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def paired_bootstrap(
+    a_correct: np.ndarray, b_correct: np.ndarray, resamples: int = 10_000, seed: int = 0
+) -> dict[str, float]:
+    """Accuracy of A minus that of B on the same clips, with a 95 % percentile interval.
+
+    Paired: each resample draws clips, not models, so what the two get right together cancels,
+    and the interval says how much of the difference the choice of clips alone could explain.
+    """
+    diff = np.asarray(a_correct, dtype=np.float64) - np.asarray(b_correct, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(diff), size=(resamples, len(diff)))
+    means = diff[draws].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"difference": float(diff.mean()), "low": float(low), "high": float(high)}
