@@ -239,14 +239,11 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
     timings["fuse_quantize"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     if "baseline" in results and "int8_clip_predictions" in results["ensemble"]:
-        correct = [
-            np.asarray(preds) == val.clip_labels
-            for preds in (
-                results["ensemble"]["int8_clip_predictions"],
-                results["baseline"]["clip_predictions"],
-            )
-        ]
-        results["ensemble_minus_baseline"] = stats.paired_bootstrap(*correct, seed=options.seed)
+        ensemble_right = np.asarray(results["ensemble"]["int8_clip_predictions"]) == val.clip_labels
+        baseline_right = np.asarray(results["baseline"]["clip_predictions"]) == val.clip_labels
+        results["ensemble_minus_baseline"] = stats.paired_bootstrap(
+            ensemble_right, baseline_right, seed=options.seed
+        )
     results["environment"] = _environment()
     results["checks"] = _checks(results)
     report.write_report(results, out)
@@ -382,11 +379,11 @@ def _describe(model: Cnn, val: Split, name: str) -> dict[str, Any]:
         "macs": cost.macs,
     }
     if not val.empty:
-        probs = fit.predict(model, val.x)
-        row["accuracy"] = fit.clip_accuracy(probs, val.clip_index, val.clip_labels)
-        clip = fit.clip_probabilities(probs, val.clip_index)
+        clip = fit.clip_probabilities(fit.predict(model, val.x), val.clip_index)
+        pred = clip.argmax(1)
+        row["accuracy"] = float(np.mean(pred == val.clip_labels))
         row["log_loss"] = fit.log_loss(clip, val.clip_labels)
-        row["clip_predictions"] = clip.argmax(1).tolist()
+        row["clip_predictions"] = pred.tolist()
     return row
 
 
@@ -435,12 +432,11 @@ def _export(
         if not val.empty:
             probs = Model(path).predict(val.x_raw)  # exactly the app's path, card included
             clip = fit.clip_probabilities(probs, val.clip_index)
-            summary[f"{tag}_accuracy"] = fit.clip_accuracy(probs, val.clip_index, val.clip_labels)
+            pred = clip.argmax(1)
+            summary[f"{tag}_accuracy"] = float(np.mean(pred == val.clip_labels))
             summary[f"{tag}_log_loss"] = fit.log_loss(clip, val.clip_labels)
-            summary[f"{tag}_clip_predictions"] = clip.argmax(1).tolist()
-            summary[f"{tag}_confusion"] = _confusion(
-                clip.argmax(1), val.clip_labels, len(dataset.labels)
-            )
+            summary[f"{tag}_clip_predictions"] = pred.tolist()
+            summary[f"{tag}_confusion"] = _confusion(pred, val.clip_labels, len(dataset.labels))
     for tag, path in files.items():
         write_card(tag, path)  # the final card, with the accuracies just measured
     return summary

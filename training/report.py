@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from edge_asc.training.stats import RESAMPLES
+
 
 def _pct(value: Any) -> str:
     return f"{100 * value:.1f}" if isinstance(value, (int, float)) else "-"
@@ -147,7 +149,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [
             f"Fused INT8 ensemble minus baseline: {100 * gap['difference']:+.1f} points; paired "
             f"bootstrap 95 % interval [{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}] "
-            "(10,000 resamples of the validation clips: how far the choice of clips alone "
+            f"({RESAMPLES:,} resamples of the validation clips: how far the choice of clips alone "
             "could move it).",
             "",
         ]
