@@ -99,6 +99,9 @@ class Listener:
         return self.wait(timeout)
 
     def kill(self) -> None:
+        """Whatever happened: no process left running and no pipe of ours left open."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.wait(30)
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from listener import EDGE_ASC, edge_asc, read_log, wait_for
+from listener import EDGE_ASC, Listener, edge_asc, read_log
 from pulse_server import SINK_16K, SINK_48K, PulseServer, require_pulseaudio
 
 from edge_asc.api import Classifier
@@ -150,16 +150,14 @@ def interior(run: list[dict]) -> list[dict]:
 
 def listen_through_server(
     pulse: PulseServer, clips: list[Clip], tmp_path: Path, source: str, sink: str, *args: str
-) -> tuple[list[dict], subprocess.Popen, Path]:
+) -> tuple[list[dict], Listener, Path]:
     assert pulse.pactl("set-default-source", source).returncode == 0
     log = tmp_path / "out.jsonl"
-    out = open(tmp_path / "stdout.txt", "w")  # noqa: SIM115 - lives as long as the listener
-    err = open(tmp_path / "stderr.txt", "w")  # noqa: SIM115
-    cmd = [*EDGE_ASC, "listen", "--log", str(log), "--top-k", "10", *args]
     # The daemon is already up, so PortAudio (imported by the listener) sees it.
-    proc = subprocess.Popen(cmd, env=pulse.env, stdout=out, stderr=err)
+    args = ("listen", "--log", str(log), "--top-k", "10", *args)
+    listener = Listener(tmp_path, *args, env=pulse.env)
     try:
-        wait_for(lambda: len(read_log(log)) >= 2, 120, proc, "the first windows of silence")
+        listener.wait_for(lambda: len(read_log(log)) >= 2, 120, "the first windows of silence")
         for clip in clips:
             pulse.play(padded(clip, tmp_path), sink)
 
@@ -168,16 +166,11 @@ def listen_through_server(
             loud = [i for i, r in enumerate(recs) if r["dbfs"] > SOUND_DBFS]
             return bool(loud) and len(recs) - 1 - loud[-1] >= 2  # silence after the last clip
 
-        wait_for(settled, 30, proc, "the last clip to be heard")
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        listener.wait_for(settled, 30, "the last clip to be heard")
+        listener.stop(signal.SIGTERM, timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        out.close()
-        err.close()
-    return read_log(log), proc, log
+        listener.kill()
+    return read_log(log), listener, log
 
 
 def check_segments(records: list[dict], clips: list[Clip]) -> list[list[dict]]:
@@ -195,17 +188,17 @@ def check_segments(records: list[dict], clips: list[Clip]) -> list[list[dict]]:
     return inner
 
 
-def check_clean_stop(proc: subprocess.Popen, log: Path, tmp_path: Path) -> None:
-    stderr = (tmp_path / "stderr.txt").read_text()
-    assert proc.returncode == 0, stderr
+def check_clean_stop(listener: Listener, log: Path) -> None:
+    stderr = listener.stderr
+    assert listener.proc.returncode == 0, stderr
     assert "Traceback" not in stderr
     text = log.read_text()
     assert text.endswith("\n")
     records = [json.loads(line) for line in text.splitlines()]  # every line whole
     assert all(isinstance(rec["overflows"], int) for rec in records)
     assert "stopped" in stderr.splitlines()[-1]
-    # stdout is a file, not a terminal: one plain line per window
-    assert len((tmp_path / "stdout.txt").read_text().splitlines()) == len(records)
+    # stdout is a pipe, not a terminal: one plain line per window
+    assert len(listener.stdout.splitlines()) == len(records)
 
 
 def distance_to_offline(classifier: Classifier, clip: Clip, run: list[dict]) -> tuple[float, float]:
@@ -233,10 +226,10 @@ def assert_close_to_offline(
 
 
 def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
-    records, proc, log = listen_through_server(
+    records, listener, log = listen_through_server(
         pulse, clips, tmp_path, "virtmic.monitor", "virtmic", "--display", "plain"
     )
-    check_clean_stop(proc, log, tmp_path)
+    check_clean_stop(listener, log)
     inner = check_segments(records, clips)
     # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so the only
     # difference from offline is where the window grid falls (less than one frame).
@@ -250,7 +243,7 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
     segment by segment, and each window's probabilities lie within one frame's jitter plus 0.05
     of an offline window: the two resamplers' ripple and gain change each window's log-mel a
     little (measured: 0.004 at most with the placeholder model, against 0.0007 at 16 kHz)."""
-    records, proc, log = listen_through_server(
+    records, listener, log = listen_through_server(
         pulse,
         clips,
         tmp_path,
@@ -263,7 +256,7 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
         "--display",
         "plain",
     )
-    check_clean_stop(proc, log, tmp_path)
+    check_clean_stop(listener, log)
     inner = check_segments(records, clips)
     assert_close_to_offline(classifier, clips, inner, slack=0.05)
 
@@ -280,17 +273,15 @@ def test_listen_by_device_name_at_an_odd_rate(pulse, tmp_path):
     """--device by name substring, a capture rate the model does not use (resampled)."""
     assert pulse.pactl("set-default-source", "virtmic.monitor").returncode == 0
     log = tmp_path / "out.jsonl"
-    cmd = [*EDGE_ASC, "listen", "--device", "defau", "--rate", "44100", "--log", str(log)]
-    proc = subprocess.Popen(cmd, env=pulse.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    args = ("listen", "--device", "defau", "--rate", "44100", "--log", str(log))
+    listener = Listener(tmp_path, *args, env=pulse.env)
     try:
-        wait_for(lambda: len(read_log(log)) >= 3, 120, proc, "three windows")
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=20)
+        listener.wait_for(lambda: len(read_log(log)) >= 3, 120, "three windows")
+        code = listener.stop(signal.SIGINT, timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, stderr
-    assert "44100 Hz" in stderr.decode()  # the source description names the capture rate
+        listener.kill()
+    assert code == 0, listener.stderr
+    assert "44100 Hz" in listener.stderr  # the source description names the capture rate
     assert log.read_text().endswith("\n")
 
 
@@ -346,61 +337,45 @@ def test_48k_stereo_24_bit_file_and_stdin_equal_offline(classifier, shared_data,
 def test_sigterm_on_stdin_stops_cleanly(us8k_clip, tmp_path):
     """The writer stays silent but open: SIGTERM must still end the listener, exit 0."""
     log = tmp_path / "out.jsonl"
-    cmd = [*EDGE_ASC, "listen", "--stdin", "--log", str(log), "--display", "plain"]
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    args = ("listen", "--stdin", "--log", str(log), "--display", "plain")
+    listener = Listener(tmp_path, *args, stdin=subprocess.PIPE)
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(sf.read(us8k_clip, dtype="int16")[0].tobytes())
-        proc.stdin.flush()
+        assert listener.proc.stdin is not None
+        listener.proc.stdin.write(sf.read(us8k_clip, dtype="int16")[0].tobytes())
+        listener.proc.stdin.flush()
         # Six windows: the seventh needs the end of the stream (the offline trailing pad).
-        wait_for(lambda: len(read_log(log)) >= 6, 120, proc, "the clip's first six windows")
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)  # stdin still open: no end of stream to stop at
-        assert proc.stdout is not None and proc.stderr is not None
-        stdout, stderr = proc.stdout.read(), proc.stderr.read()
+        listener.wait_for(lambda: len(read_log(log)) >= 6, 120, "the clip's first six windows")
+        code = listener.stop(signal.SIGTERM, timeout=20)  # stdin still open: no end to stop at
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdin, proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert proc.returncode == 0, stderr
+        listener.kill()
+    assert code == 0, listener.stderr
     assert log.read_text().endswith("\n") and len(read_log(log)) == 6
-    assert len(stdout.decode().splitlines()) == 6
-    assert stderr.decode().splitlines()[-1].startswith("edge-asc: stopped: 6 windows")
+    assert len(listener.stdout.splitlines()) == 6
+    assert listener.stderr.splitlines()[-1].startswith("edge-asc: stopped: 6 windows")
 
 
 def test_sighup_reopens_the_log_for_logrotate(us8k_clip, tmp_path):
     """logrotate renames the file, then `systemctl reload` sends SIGHUP: new lines go to a new
     file at the same path, the renamed one keeps complete lines, and the listener goes on."""
     log = tmp_path / "out.jsonl"
-    cmd = [*EDGE_ASC, "listen", "--stdin", "--log", str(log), "--display", "none"]
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    args = ("listen", "--stdin", "--log", str(log), "--display", "none")
+    listener = Listener(tmp_path, *args, stdin=subprocess.PIPE)
     pcm = sf.read(us8k_clip, dtype="int16")[0].tobytes()
     try:
-        assert proc.stdin is not None
-        proc.stdin.write(pcm)
-        proc.stdin.flush()
-        wait_for(lambda: len(read_log(log)) >= 6, 120, proc, "the first clip's windows")
+        assert listener.proc.stdin is not None
+        listener.proc.stdin.write(pcm)
+        listener.proc.stdin.flush()
+        listener.wait_for(lambda: len(read_log(log)) >= 6, 120, "the first clip's windows")
         rotated = log.rename(tmp_path / "out.jsonl.1")
-        proc.send_signal(signal.SIGHUP)
-        proc.stdin.write(pcm)
-        proc.stdin.flush()
-        wait_for(lambda: len(read_log(log)) >= 6, 120, proc, "windows in the reopened log")
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        listener.proc.send_signal(signal.SIGHUP)
+        listener.proc.stdin.write(pcm)
+        listener.proc.stdin.flush()
+        listener.wait_for(lambda: len(read_log(log)) >= 6, 120, "windows in the reopened log")
+        assert listener.proc.poll() is None
+        code = listener.stop(signal.SIGTERM, timeout=20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdin, proc.stderr):
-            if pipe is not None:
-                pipe.close()
-    assert proc.returncode == 0
+        listener.kill()
+    assert code == 0, listener.stderr
     assert len(read_log(rotated)) == 6 and rotated.read_text().endswith("\n")
     assert len(read_log(log)) >= 6 and log.read_text().endswith("\n")
 
