@@ -17,7 +17,12 @@ def paired_bootstrap(
     """
     diff = np.asarray(a_correct, dtype=np.float64) - np.asarray(b_correct, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(diff), size=(resamples, len(diff)))
-    means = diff[draws].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+    # Drawn in blocks of about a million indices: all at once would hold resamples x clips of
+    # them (2.4 GB for TAU 2022's 29,680 evaluation segments). The blocks take the same stream.
+    block = max(1, 1_000_000 // max(len(diff), 1))
+    means = []
+    for start in range(0, resamples, block):
+        draws = rng.integers(0, len(diff), size=(min(block, resamples - start), len(diff)))
+        means.append(diff[draws].mean(axis=1))
+    low, high = np.percentile(np.concatenate(means), [2.5, 97.5])
     return {"difference": float(diff.mean()), "low": float(low), "high": float(high)}
