@@ -48,13 +48,13 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     lines += _table(
-        ["kernel", "parameters", "MACs", "within budget", "selection accuracy %", "selected"],
+        ["kernel", "parameters", "MACs", "members in budget", "selection accuracy %", "selected"],
         [
             [
                 f"{r['kernel']}x{r['kernel']}",
                 f"{r['parameters']:,}",
                 f"{r['macs']:,}",
-                r["within_budget"],
+                ", ".join(r.get("members", [])) or "none",
                 _pct(r["selection_clip_accuracy"]),
                 "yes" if r["selected"] else "",
             ]

@@ -11,8 +11,8 @@ import pytest
 
 from edge_asc.api import Classifier
 from edge_asc.training.fit import predict
-from edge_asc.training.nets import load_model
-from edge_asc.training.pipeline import PipelineOptions, run_pipeline
+from edge_asc.training.nets import load_model, singh_config
+from edge_asc.training.pipeline import PipelineOptions, members_within_budget, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,9 @@ def test_trains_on_the_tau22_layout(tau_run):
     report = json.loads((run / "report.json").read_text())
     assert {r["kernel"] for r in report["filter_size"]} == {3, 5, 7}
     assert sum(r["selected"] for r in report["filter_size"]) == 1
-    assert [m["name"] for m in report["members"]] == ["C1", "C2", "C12", "C23", "C123"]
+    selected = next(r for r in report["filter_size"] if r["selected"])
+    assert [m["name"] for m in report["members"]] == selected["members"]
+    assert len(selected["members"]) >= 2 and selected["members"][-1] == "C123"
     assert report["members"][-1]["channels"] == [12, 12, 22]
     assert "DCASE 2022 baseline" in (run / "report.md").read_text()
     # members are fine-tuned with conv1 frozen, which the fused graph's exact sharing needs
@@ -108,3 +110,13 @@ def test_training_on_every_split_records_the_reference_run(tau_run):
     assert ref["val_splits"] == ["evaluate"]
     assert card.training["accuracy"] == {"fp32": None, "int8": None}
     assert everything["schedule"] == results["schedule"]
+
+
+@pytest.mark.parametrize(
+    ("kernel", "members"),
+    [(3, ("C1", "C2", "C12", "C23", "C123")), (5, ("C12", "C123")), (7, ("C123",))],
+)
+def test_the_mac_budget_decides_how_many_members_a_kernel_gets(kernel, members):
+    # 3x3: all five of the paper's members, 18,585,480 MACs; 5x5: the two cheapest, 17,273,120
+    candidates = ("C1", "C2", "C12", "C23", "C123")
+    assert members_within_budget(singh_config(kernel), candidates, 19_000_000) == members
