@@ -368,17 +368,17 @@ def members_within_budget(
     (18.6 M). Returned in the candidates' order, which fixes each member's seed.
     """
 
-    def macs(name: str) -> int:
+    macs = {}
+    for name in candidates:
         remove = prune.PAPER_MEMBERS[name]
         channels = tuple(c - remove.get(i, 0) for i, c in enumerate(config.channels, start=1))
-        return complexity.count_cnn(config.with_channels(channels)).macs
-
+        macs[name] = complexity.count_cnn(config.with_channels(channels)).macs
     chosen, total = set(), 0
-    for name in sorted(candidates, key=macs):
-        if total + macs(name) > budget:
+    for name in sorted(candidates, key=macs.__getitem__):
+        if total + macs[name] > budget:
             break
         chosen.add(name)
-        total += macs(name)
+        total += macs[name]
     return tuple(name for name in candidates if name in chosen)
 
 
