@@ -201,28 +201,41 @@ def check_clean_stop(listener: Listener, log: Path) -> None:
     assert len(listener.stdout.splitlines()) == len(records)
 
 
-def distance_to_offline(classifier: Classifier, clip: Clip, run: list[dict]) -> tuple[float, float]:
-    """(worst distance, frame jitter) of the captured windows from the offline ones.
+def aligned_offline(classifier: Classifier, signal: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The clip's offline windows, one per frame, on the capture's own sample grid.
 
-    The capture's window grid is offset from the clip's by an arbitrary number of samples, so
-    each captured window is compared with the closest offline window shifted by whole 20-ms
-    frames (max-abs difference over the classes). The remaining sub-frame offset moves the
-    probabilities by up to about what one frame's shift moves them: the jitter, the largest
-    difference between offline windows one frame apart, measured on this clip and this model.
+    A capture starts at an arbitrary sample of the clip, so its frames sit at a sub-frame offset
+    from an offline run's. Such a shift changes every frame of a window and moves its
+    probabilities more than a whole frame's shift does (on 107228-5-0-0 with the 5x5 model: up to
+    0.049, against 0.010 between neighbouring frames), so the capture is compared with offline
+    windows at its own offset, found to the sample from its first window: near the closest
+    whole-frame window, the shift of the clip whose windows hold the closest one.
     """
-    fine = classifier.window_probabilities(read_audio(clip.path, 16000), hop_seconds=0.02)
-    got = probability_rows(run, classifier.labels)
-    worst = np.abs(got[:, None, :] - fine[None, :, :]).max(axis=2).min(axis=1).max()
-    jitter = np.abs(np.diff(fine, axis=0)).max()
-    return float(worst), float(jitter)
+    hop = classifier.card.frontend.hop_length
+    per_frame = hop / classifier.card.frontend.sample_rate
+    grid = classifier.window_probabilities(signal, hop_seconds=per_frame)
+    nearest = int(np.abs(grid - first).max(axis=1).argmin())
+    base = max(0, nearest - 2) * hop
+    length = (classifier.card.window_frames + 4) * hop
+
+    def distance(shift: int) -> float:
+        piece = signal[base + shift : base + shift + length]
+        # windows 1-4 of the piece: whole samples under every frame (window 0 starts on the pad)
+        near = classifier.window_probabilities(piece, hop_seconds=per_frame)[1:5]
+        return float(np.abs(near - first).max(axis=1).min())
+
+    shift = min(range(hop), key=distance)
+    return classifier.window_probabilities(signal[shift:], hop_seconds=per_frame)
 
 
 def assert_close_to_offline(
-    classifier: Classifier, clips: list[Clip], inner: list[list[dict]], slack: float
+    classifier: Classifier, clips: list[Clip], inner: list[list[dict]], tolerance: float
 ) -> None:
     for clip, run in zip(clips, inner, strict=True):
-        worst, jitter = distance_to_offline(classifier, clip, run)
-        assert worst <= jitter + slack, (clip.path.name, worst, jitter)
+        got = probability_rows(run, classifier.labels)
+        offline = aligned_offline(classifier, read_audio(clip.path, 16000), got[0])
+        worst = np.abs(got[:, None, :] - offline[None, :, :]).max(axis=2).min(axis=1).max()
+        assert worst <= tolerance, (clip.path.name, worst)
 
 
 def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
@@ -231,18 +244,22 @@ def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
     )
     check_clean_stop(listener, log)
     inner = check_segments(records, clips)
-    # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so the only
-    # difference from offline is where the window grid falls (less than one frame).
-    assert_close_to_offline(classifier, clips, inner, slack=0.01)
+    # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so on the
+    # capture's own grid the windows are the offline ones, to the log's 6 decimals, on an idle
+    # machine (measured: 5e-7 at most). Under load the server slips a few samples now and then,
+    # moving a clip's later windows off the first one's grid (measured during the full suite:
+    # 1.4e-3 at most, each window still exact at its own offset).
+    assert_close_to_offline(classifier, clips, inner, tolerance=0.01)
 
 
 def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path):
     """The server upmixes and resamples each 16 kHz clip to 48 kHz stereo (its own resampler);
     the listener captures 48 kHz stereo, downmixes and resamples back with soxr. The samples
     are no longer the clip's, so the windows are not bit-identical: the labels must agree
-    segment by segment, and each window's probabilities lie within one frame's jitter plus 0.05
-    of an offline window: the two resamplers' ripple and gain change each window's log-mel a
-    little (measured: 0.004 at most with the placeholder model, against 0.0007 at 16 kHz)."""
+    segment by segment, and each window's probabilities lie within 0.03 of the offline window on
+    the capture's grid: the two resamplers' ripple and gain, and the grid's offset of a fraction
+    of a 16-kHz sample, change each window's log-mel a little (measured with the 5x5 model:
+    0.0105 at most, against 5e-7 at 16 kHz)."""
     records, listener, log = listen_through_server(
         pulse,
         clips,
@@ -258,7 +275,7 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
     )
     check_clean_stop(listener, log)
     inner = check_segments(records, clips)
-    assert_close_to_offline(classifier, clips, inner, slack=0.05)
+    assert_close_to_offline(classifier, clips, inner, tolerance=0.03)
 
 
 def test_devices_lists_the_server(pulse):
