@@ -367,12 +367,10 @@ def members_within_budget(
     directions of folds 1+2, two pruned 5x5 members (17.3 M MACs) beat five pruned 3x3 members
     (18.6 M). Returned in the candidates' order, which fixes each member's seed.
     """
-
-    macs = {}
-    for name in candidates:
-        remove = prune.PAPER_MEMBERS[name]
-        channels = tuple(c - remove.get(i, 0) for i, c in enumerate(config.channels, start=1))
-        macs[name] = complexity.count_cnn(config.with_channels(channels)).macs
+    macs = {
+        name: complexity.count_cnn(prune.pruned_config(config, prune.PAPER_MEMBERS[name])).macs
+        for name in candidates
+    }
     chosen, total = set(), 0
     for name in sorted(candidates, key=macs.__getitem__):
         if total + macs[name] > budget:

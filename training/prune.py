@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import Cnn
+from .nets import Cnn, CnnConfig
 
 # Released members of Singh & Plumbley: layer number -> filters removed (16->12, 16->12, 32->22).
 PAPER_MEMBERS: dict[str, dict[int, int]] = {
@@ -104,6 +104,13 @@ def redundant_filters(weight: torch.Tensor | np.ndarray, n_remove: int) -> list[
     return sorted(redundant)
 
 
+def pruned_config(config: CnnConfig, remove: dict[int, int]) -> CnnConfig:
+    """The shape `prune` gives a model of this config: known before any training, so a member's
+    cost can be counted (and the MAC budget applied) without a trained parent."""
+    channels = tuple(c - remove.get(i, 0) for i, c in enumerate(config.channels, start=1))
+    return config.with_channels(channels)
+
+
 def prune(model: Cnn, remove: dict[int, int]) -> tuple[Cnn, dict[int, list[int]]]:
     """A new, smaller Cnn without the redundant filters of the given layers, plus kept indices.
 
@@ -125,7 +132,7 @@ def prune(model: Cnn, remove: dict[int, int]) -> tuple[Cnn, dict[int, list[int]]
         gone = set(redundant_filters(conv.weight, remove.get(layer, 0)))
         kept[layer] = [i for i in range(n_out) if i not in gone]
 
-    config = model.config.with_channels(tuple(len(kept[i]) for i in (1, 2, 3)))
+    config = pruned_config(model.config, remove)
     with torch.random.fork_rng(devices=[]):  # building the new model must not move the seed
         pruned = Cnn(config).to(next(model.parameters()).device)
     with torch.no_grad():
