@@ -152,19 +152,25 @@ class LogMel:
         return np.log(np.maximum(mel, self.config.log_floor)).astype(np.float32)
 
 
+def tile_to_window(frames: np.ndarray, window_frames: int) -> np.ndarray:
+    """A clip shorter than one window, repeated to one window's length; longer clips as they are."""
+    n_frames = frames.shape[0]
+    if n_frames == 0:
+        raise ValueError("no frames to make a window from")
+    if n_frames >= window_frames:
+        return frames
+    reps = -(-window_frames // n_frames)
+    return np.tile(frames, (reps, 1))[:window_frames]
+
+
 def windows(frames: np.ndarray, window_frames: int, hop_frames: int) -> np.ndarray:
     """Model inputs from a clip's frames: (n_windows, 1, n_mels, window_frames) float32.
 
     A clip shorter than one window is tiled to one window (as the training data was: UrbanSound8K
     loops short events), so a short clip still yields a prediction instead of an error.
     """
+    frames = tile_to_window(frames, window_frames)
     n_frames = frames.shape[0]
-    if n_frames < window_frames:
-        reps = -(-window_frames // max(n_frames, 1))
-        frames = np.tile(frames, (reps, 1))[:window_frames] if n_frames else frames
-        n_frames = frames.shape[0]
-    if n_frames < window_frames:
-        raise ValueError("no frames to make a window from")
     starts = range(0, n_frames - window_frames + 1, hop_frames)
     out = np.stack([frames[s : s + window_frames].T for s in starts])
     return out[:, None, :, :].astype(np.float32, copy=False)

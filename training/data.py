@@ -24,7 +24,7 @@ import numpy as np
 
 from edge_asc.audio_io import read_audio
 from edge_asc.errors import EdgeAscError
-from edge_asc.features import FrontEndConfig, LogMel, windows
+from edge_asc.features import FrontEndConfig, LogMel, tile_to_window, windows
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64"}
@@ -226,6 +226,51 @@ def window_dataset(
     y = np.repeat(np.asarray(labels_idx, dtype=np.int64), counts)
     clip_index = np.repeat(np.arange(len(per_clip), dtype=np.int64), counts)
     return x, y, clip_index
+
+
+@dataclass(frozen=True)
+class ClipFrames:
+    """The training clips' frames end to end, so each epoch can cut its windows at new random
+    starts (a time-shift augmentation) rather than on the same fixed grid every time.
+
+    The live app's windows fall wherever the sound happens to be, not on a 0.5-s grid from the
+    clip's start; a model that only ever saw grid-aligned windows learns that alignment.
+    """
+
+    frames: np.ndarray  # (total frames, n_mels) float32, clip after clip
+    first: np.ndarray  # each clip's first row in `frames`
+    lengths: np.ndarray  # each clip's frames (a clip shorter than a window is tiled to one)
+    counts: np.ndarray  # windows drawn per clip and epoch: as many as the fixed grid gives
+    window_frames: int
+
+    @classmethod
+    def of(
+        cls, frames_list: Sequence[np.ndarray], window_frames: int, hop_frames: int
+    ) -> ClipFrames:
+        if not frames_list:
+            raise ValueError("no clips to make windows from")
+        tiled = [tile_to_window(f, window_frames) for f in frames_list]
+        lengths = np.array([len(f) for f in tiled], dtype=np.int64)
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        counts = (lengths - window_frames) // hop_frames + 1
+        frames = np.concatenate(tiled).astype(np.float32, copy=False)
+        return cls(frames, first, lengths, counts, window_frames)
+
+    def subset(self, clips: np.ndarray) -> ClipFrames:
+        """Only the given clips (indices), in that order."""
+        parts = [self.frames[self.first[i] : self.first[i] + self.lengths[i]] for i in clips]
+        lengths = self.lengths[clips]
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        counts = self.counts[clips]
+        return ClipFrames(np.concatenate(parts), first, lengths, counts, self.window_frames)
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """Each clip's `counts` windows at uniformly random starts, clip after clip (so the fixed
+        grid's labels still apply): (n_windows, 1, n_mels, window_frames) float32."""
+        clip = np.repeat(np.arange(len(self.counts)), self.counts)
+        offset = rng.integers(0, self.lengths[clip] - self.window_frames + 1)
+        rows = (self.first[clip] + offset)[:, None] + np.arange(self.window_frames)
+        return np.ascontiguousarray(self.frames[rows].transpose(0, 2, 1)[:, None])
 
 
 # ----------------------------------------------------------------------------- layout readers

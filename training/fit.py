@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_asc.training.data import ClipFrames
 from edge_asc.training.nets import Cnn, CnnConfig
 
 Progress = Callable[[int, int, float], None]  # (epoch, epochs, loss) after each epoch
@@ -57,8 +58,12 @@ def fit(
     options: FitOptions,
     progress: Progress | None = None,
     teacher: nn.Module | None = None,
+    clips: ClipFrames | None = None,
 ) -> Cnn:
     """AdamW with a one-cycle schedule; frozen convs keep their filters bit for bit.
+
+    With `clips` (the clips that `x` was cut from, on its fixed grid), every epoch cuts as many
+    windows from each clip as `x` holds, at random starts, so `y` still labels them.
 
     Frozen first layers are what make shared-filter deduplication exact in the fused ensemble.
     With a `teacher` (the unpruned parent) and `options.distill` > 0, a pruned member also learns
@@ -71,7 +76,7 @@ def fit(
     if teacher is not None:
         teacher.to(memory_format=torch.channels_last)
     try:
-        _epochs(model, x, y, options, progress, teacher)
+        _epochs(model, x, y, options, progress, teacher, clips)
     finally:  # plain layout again: pruning, export and saving index the weights directly
         model.to(memory_format=torch.contiguous_format)
         if teacher is not None:
@@ -87,9 +92,12 @@ def _epochs(
     options: FitOptions,
     progress: Progress | None,
     teacher: nn.Module | None,
+    clips: ClipFrames | None,
 ) -> None:
     generator = torch.Generator().manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)  # mixup weights (torch has no seeded Beta draw)
+    if clips is not None and int(clips.counts.sum()) != len(y):
+        raise ValueError(f"{len(y)} labels but the clips give {int(clips.counts.sum())} windows")
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
@@ -105,6 +113,8 @@ def _epochs(
     if teacher is not None:
         teacher.eval()
     for epoch in range(options.epochs):
+        if clips is not None:
+            xt = torch.from_numpy(clips.draw(rng))
         model.train()
         _freeze(model, options.frozen_convs)
         order = torch.randperm(len(xt), generator=generator)
