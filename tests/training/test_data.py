@@ -264,3 +264,36 @@ def test_window_dataset(few_clips: list[Clip], tmp_path: Path) -> None:
     np.testing.assert_array_equal(x[per_clip:], windows(frames[1], 51, 25))
     with pytest.raises(ValueError):
         window_dataset(frames, [3])
+
+
+def _start_of(window: np.ndarray, frames: np.ndarray) -> int:
+    """Where in the clip's frames a (n_mels, window_frames) window was cut; -1 if nowhere."""
+    width = window.shape[1]
+    for start in range(len(frames) - width + 1):
+        if np.array_equal(frames[start : start + width].T, window):
+            return start
+    return -1
+
+
+def test_clip_frames_draw_real_windows_at_random_starts(
+    few_clips: list[Clip], tmp_path: Path
+) -> None:
+    frames = FeatureCache(tmp_path, FrontEndConfig()).load_all(few_clips, progress=False)
+    frames[2] = frames[2][:30]  # shorter than a window: tiled to one, as `windows` does
+    clips = data.ClipFrames.of(frames, 51, 25)
+    x, _, _ = window_dataset(frames, [0, 1, 2])
+    assert clips.counts.tolist() == [7, 7, 1] and clips.counts.sum() == len(x)
+
+    drawn = clips.draw(np.random.default_rng(5))
+    assert drawn.shape == x.shape and drawn.dtype == np.float32
+    starts = [_start_of(w[0], frames[0]) for w in drawn[:7]]
+    starts += [_start_of(w[0], frames[1]) for w in drawn[7:14]]
+    assert min(starts) >= 0  # every window is a real cut of its own clip
+    assert any(s % 25 for s in starts)  # not the fixed grid
+    np.testing.assert_array_equal(drawn[14], x[14])  # a one-window clip has one place to cut
+
+    np.testing.assert_array_equal(drawn, clips.draw(np.random.default_rng(5)))
+    assert not np.array_equal(drawn, clips.draw(np.random.default_rng(6)))
+    later = clips.subset(np.array([1]))
+    assert later.counts.tolist() == [7]
+    assert _start_of(later.draw(np.random.default_rng(0))[3, 0], frames[1]) >= 0

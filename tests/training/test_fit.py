@@ -23,6 +23,19 @@ def real_windows(shared_data):
     return ((x - x.mean()) / x.std()).astype(np.float32), y
 
 
+@pytest.fixture(scope="module")
+def real_clips(shared_data):
+    """The same kind of clips as `real_windows`, kept whole: windows on the fixed grid and the
+    clips' frames to draw random starts from."""
+    dataset = data.load_dataset(shared_data / "urbansound8k-16k")
+    clips = [c for c in dataset.subset({"1"}) if c.label in ("siren", "drilling", "dog_bark")][:24]
+    frames = [LogMel().compute(data.read_audio(c.path, 16000)) for c in clips]
+    mean, std = np.concatenate(frames).mean(), np.concatenate(frames).std()
+    frames = [((f - mean) / std).astype(np.float32) for f in frames]
+    x, y, _ = data.window_dataset(frames, dataset.label_indices(clips))
+    return x, y, data.ClipFrames.of(frames, 51, 25)
+
+
 def small() -> CnnConfig:
     return singh_config(3)
 
@@ -108,3 +121,15 @@ def test_augmented_training_is_reproducible_and_mixup_softens(real_windows):
     c = fit.predict(fit.fit(fit.new_model(small(), 4), x, y, plain), x)
     # mixup trains on blended targets: the model is less sure of itself on the same windows
     assert a.max(axis=1).mean() < c.max(axis=1).mean() - 0.02
+
+
+def test_random_starts_train_on_other_windows_reproducibly(real_clips):
+    x, y, clips = real_clips
+    how = fit.FitOptions(epochs=2, seed=2)
+    a = fit.predict(fit.fit(fit.new_model(small(), 2), x, y, how, clips=clips), x)
+    b = fit.predict(fit.fit(fit.new_model(small(), 2), x, y, how, clips=clips), x)
+    np.testing.assert_array_equal(a, b)
+    grid = fit.predict(fit.fit(fit.new_model(small(), 2), x, y, how), x)
+    assert np.abs(a - grid).max() > 1e-3  # the epochs saw windows off the grid
+    with pytest.raises(ValueError, match="labels"):
+        fit.fit(fit.new_model(small(), 2), x[:-7], y[:-7], how, clips=clips)
