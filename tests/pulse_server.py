@@ -45,6 +45,16 @@ class PulseServer:
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
+    @staticmethod
+    def resample_method() -> str:
+        """The best resampler this build has. A desktop's default (speex-float-1) rolls off the
+        top of the band, where the highest mel band (to 8 kHz) lies: through it, a 5x5 model's
+        probabilities for a jackhammer moved by 0.08 against 0.018 for a soxr round trip."""
+        listed = subprocess.run(
+            ["pulseaudio", "--dump-resample-methods"], capture_output=True, text=True, timeout=20
+        ).stdout.split()
+        return next(m for m in ("soxr-vhq", "speex-float-10", "auto") if m in listed)
+
     def pactl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             ["pactl", *args], env=self.env, capture_output=True, text=True, timeout=20
@@ -63,6 +73,7 @@ class PulseServer:
     def start(self) -> None:
         """Start the daemon and wait until it answers, with the default source set."""
         cmd = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit=yes"]
+        cmd += [f"--resample-method={self.resample_method()}"]
         cmd += ["-L", "module-native-protocol-unix"]
         for sink in self.sinks:
             cmd += ["-L", sink]

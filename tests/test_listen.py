@@ -256,10 +256,11 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
     """The server upmixes and resamples each 16 kHz clip to 48 kHz stereo (its own resampler);
     the listener captures 48 kHz stereo, downmixes and resamples back with soxr. The samples
     are no longer the clip's, so the windows are not bit-identical: the labels must agree
-    segment by segment, and each window's probabilities lie within 0.03 of the offline window on
-    the capture's grid: the two resamplers' ripple and gain, and the grid's offset of a fraction
-    of a 16-kHz sample, change each window's log-mel a little (measured with the 5x5 model:
-    0.0105 at most, against 5e-7 at 16 kHz)."""
+    segment by segment, and each window's probabilities lie within 0.04 of the offline window on
+    the capture's grid. What remains is the grid's offset of a third of a 16-kHz sample (a 48-kHz
+    capture can start between two 16-kHz samples) and the resamplers' ripple: measured 0.021 at
+    most (138473-9-0-29), where shifting a clip by a third of a sample offline moves its windows
+    by up to 0.020 (165039-7-0-0); a 6-dB gain error in the downmix would move them by 0.05."""
     records, listener, log = listen_through_server(
         pulse,
         clips,
@@ -275,7 +276,7 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
     )
     check_clean_stop(listener, log)
     inner = check_segments(records, clips)
-    assert_close_to_offline(classifier, clips, inner, tolerance=0.03)
+    assert_close_to_offline(classifier, clips, inner, tolerance=0.04)
 
 
 def test_devices_lists_the_server(pulse):
