@@ -53,7 +53,7 @@ class PulseServer:
         listed = subprocess.run(
             ["pulseaudio", "--dump-resample-methods"], capture_output=True, text=True, timeout=20
         ).stdout.split()
-        return next(m for m in ("soxr-vhq", "speex-float-10", "auto") if m in listed)
+        return next((m for m in ("soxr-vhq", "speex-float-10") if m in listed), "auto")
 
     def pactl(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -260,9 +260,9 @@ class ClipFrames:
         """Only the given clips (indices), in that order."""
         parts = [self.frames[self.first[i] : self.first[i] + self.lengths[i]] for i in clips]
         lengths = self.lengths[clips]
-        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        counts = self.counts[clips]
-        return ClipFrames(np.concatenate(parts), first, lengths, counts, self.window_frames)
+        first = (np.cumsum(lengths) - lengths).astype(np.int64)
+        frames = np.concatenate(parts) if parts else self.frames[:0]  # none: nothing to draw
+        return ClipFrames(frames, first, lengths, self.counts[clips], self.window_frames)
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Each clip's `counts` windows at uniformly random starts, clip after clip (so the fixed

@@ -297,3 +297,5 @@ def test_clip_frames_draw_real_windows_at_random_starts(
     later = clips.subset(np.array([1]))
     assert later.counts.tolist() == [7]
     assert _start_of(later.draw(np.random.default_rng(0))[3, 0], frames[1]) >= 0
+    nothing = clips.subset(np.array([], dtype=np.int64))  # a selection split with no clips
+    assert nothing.draw(np.random.default_rng(0)).shape == (0, 1, 40, 51)
