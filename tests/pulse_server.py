@@ -44,6 +44,7 @@ class PulseServer:
         self.env = env
         self.process: subprocess.Popen | None = None
         self.starts = 0
+        self.resampler = self.resample_method()  # asked once: every restart uses the same
 
     @staticmethod
     def resample_method() -> str:
@@ -73,7 +74,7 @@ class PulseServer:
     def start(self) -> None:
         """Start the daemon and wait until it answers, with the default source set."""
         cmd = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--disallow-exit=yes"]
-        cmd += [f"--resample-method={self.resample_method()}"]
+        cmd += [f"--resample-method={self.resampler}"]
         cmd += ["-L", "module-native-protocol-unix"]
         for sink in self.sinks:
             cmd += ["-L", sink]

@@ -238,7 +238,6 @@ class ClipFrames:
     """
 
     frames: np.ndarray  # (total frames, n_mels) float32, clip after clip
-    first: np.ndarray  # each clip's first row in `frames`
     lengths: np.ndarray  # each clip's frames (a clip shorter than a window is tiled to one)
     counts: np.ndarray  # windows drawn per clip and epoch: as many as the fixed grid gives
     window_frames: int
@@ -251,18 +250,21 @@ class ClipFrames:
             raise ValueError("no clips to make windows from")
         tiled = [tile_to_window(f, window_frames) for f in frames_list]
         lengths = np.array([len(f) for f in tiled], dtype=np.int64)
-        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         counts = (lengths - window_frames) // hop_frames + 1
         frames = np.concatenate(tiled).astype(np.float32, copy=False)
-        return cls(frames, first, lengths, counts, window_frames)
+        return cls(frames, lengths, counts, window_frames)
+
+    @property
+    def first(self) -> np.ndarray:
+        """Each clip's first row in `frames`."""
+        return np.cumsum(self.lengths) - self.lengths
 
     def subset(self, clips: np.ndarray) -> ClipFrames:
         """Only the given clips (indices), in that order."""
-        parts = [self.frames[self.first[i] : self.first[i] + self.lengths[i]] for i in clips]
-        lengths = self.lengths[clips]
-        first = (np.cumsum(lengths) - lengths).astype(np.int64)
+        first = self.first
+        parts = [self.frames[first[i] : first[i] + self.lengths[i]] for i in clips]
         frames = np.concatenate(parts) if parts else self.frames[:0]  # none: nothing to draw
-        return ClipFrames(frames, first, lengths, self.counts[clips], self.window_frames)
+        return ClipFrames(frames, self.lengths[clips], self.counts[clips], self.window_frames)
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Each clip's `counts` windows at uniformly random starts, clip after clip (so the fixed
