@@ -35,7 +35,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"({', '.join(f'{k} {v:.0f} s' for k, v in t.items() if k != 'total')}).",
         "",
         *_recipe(results["schedule"]),
-        "## Filter size (trained on part of the training splits, judged on the rest)",
+        "## Filter size (trained on part of the training splits, judged on the rest, both ways)",
         "",
     ]
     ref = results.get("reference_run")
@@ -48,7 +48,15 @@ def markdown(results: dict[str, Any]) -> str:
             "",
         ]
     lines += _table(
-        ["kernel", "parameters", "MACs", "members in budget", "selection accuracy %", "selected"],
+        [
+            "kernel",
+            "parameters",
+            "MACs",
+            "members in budget",
+            "selection accuracy % (mean)",
+            "each inner direction %",
+            "selected",
+        ],
         [
             [
                 f"{r['kernel']}x{r['kernel']}",
@@ -56,6 +64,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{r['macs']:,}",
                 ", ".join(r.get("members", [])) or "none",
                 _pct(r["selection_clip_accuracy"]),
+                " / ".join(_pct(a) for a in r.get("selection_clip_accuracies", [])) or "-",
                 "yes" if r["selected"] else "",
             ]
             for r in results["filter_size"]

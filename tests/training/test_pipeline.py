@@ -10,9 +10,15 @@ import onnxruntime as ort
 import pytest
 
 from edge_asc.api import Classifier
+from edge_asc.training.data import load_dataset, split_clips
 from edge_asc.training.fit import predict
 from edge_asc.training.nets import load_model, singh_config
-from edge_asc.training.pipeline import PipelineOptions, members_within_budget, run_pipeline
+from edge_asc.training.pipeline import (
+    PipelineOptions,
+    inner_splits,
+    members_within_budget,
+    run_pipeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +39,9 @@ def test_trains_on_the_tau22_layout(tau_run):
     report = json.loads((run / "report.json").read_text())
     assert {r["kernel"] for r in report["filter_size"]} == {3, 5, 7}
     assert sum(r["selected"] for r in report["filter_size"]) == 1
+    for row in report["filter_size"]:  # judged both ways, scored by the mean
+        assert len(row["selection_clip_accuracies"]) == 2
+        assert np.isclose(row["selection_clip_accuracy"], np.mean(row["selection_clip_accuracies"]))
     selected = next(r for r in report["filter_size"] if r["selected"])
     assert [m["name"] for m in report["members"]] == selected["members"]
     assert len(selected["members"]) >= 2 and selected["members"][-1] == "C123"
@@ -120,3 +129,26 @@ def test_the_mac_budget_decides_how_many_members_a_kernel_gets(kernel, members):
     # 3x3: all five of the paper's members, 18,585,480 MACs; 5x5: the two cheapest, 17,273,120
     candidates = ("C1", "C2", "C12", "C23", "C123")
     assert members_within_budget(singh_config(kernel), candidates, 19_000_000) == members
+
+
+def test_selection_holds_out_each_of_the_last_two_folds_in_turn(shared_data):
+    dataset = load_dataset(shared_data / "urbansound8k-16k")
+    clips, _ = split_clips(dataset, {"1", "2"}, set())
+    ways = inner_splits(clips)
+    folds = np.array([c.split for c in clips])
+    assert [sorted(set(folds[held])) for _, held in ways] == [["2"], ["1"]]
+    for train, held in ways:
+        assert sorted(np.concatenate([train, held]).tolist()) == list(range(len(clips)))
+        assert not set(folds[train]) & set(folds[held])
+
+
+def test_selection_on_one_split_holds_out_two_different_sets_of_recordings(tau22_root):
+    clips, _ = split_clips(load_dataset(tau22_root), {"train"}, set())
+    ways = inner_splits(clips)
+    groups = np.array([c.group for c in clips])
+    held_groups = [set(groups[held]) for _, held in ways]
+    assert len(ways) == 2 and held_groups[0] and held_groups[1]
+    assert not held_groups[0] & held_groups[1]
+    for train, held in ways:  # a recording never lands on both sides
+        assert not set(groups[train]) & set(groups[held])
+        assert len(train) + len(held) == len(clips)
