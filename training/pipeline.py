@@ -86,7 +86,7 @@ class Schedule:
 
 @dataclass
 class Inner:
-    """The training splits cut in two for choices (the kernel size): fit on one, judge on
+    """The training splits cut in two for choices (the kernel size): fit on one part, judge on
     the other, so nothing is ever chosen on the validation split the report's figures come from."""
 
     x: np.ndarray
@@ -195,7 +195,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             kernel = reference["selected_kernel"]
         else:
             results["filter_size"], kernel = _select_kernel(
-                _inner(train, train_clips), options, schedule, n_classes, train_model
+                train, train_clips, options, schedule, n_classes, train_model
             )
         results["reference_run"] = reference
         timings["filter_size_selection"] = time.perf_counter() - step
@@ -332,46 +332,49 @@ def _windows(
     return Split(x, xn, y, clip_index, np.asarray(labels, dtype=np.int64), clips_frames)
 
 
-def _inner(train: Split, train_clips: list[data.Clip]) -> list[Inner]:
-    """Both directions of the selection's inner split, each cut from the training windows."""
-    inners = []
-    for inner_train, inner_val in inner_splits(train_clips):
-        pick_train = np.isin(train.clip_index, inner_train)
-        pick_val = np.isin(train.clip_index, inner_val)
-        val = Split(
-            train.x_raw[pick_val],
-            train.x[pick_val],
-            train.y[pick_val],
-            np.searchsorted(inner_val, train.clip_index[pick_val]),
-            train.clip_labels[inner_val],
-        )
-        clips = train.clips.subset(inner_train)
-        inners.append(Inner(train.x[pick_train], train.y[pick_train], clips, val))
-    return inners
+def _inner(train: Split, inner_train: np.ndarray, inner_val: np.ndarray) -> Inner:
+    """One way of the selection's inner split, cut from the training windows."""
+    pick_train = np.isin(train.clip_index, inner_train)
+    pick_val = np.isin(train.clip_index, inner_val)
+    val = Split(
+        train.x_raw[pick_val],
+        train.x[pick_val],
+        train.y[pick_val],
+        np.searchsorted(inner_val, train.clip_index[pick_val]),
+        train.clip_labels[inner_val],
+    )
+    clips = train.clips.subset(inner_train)
+    return Inner(train.x[pick_train], train.y[pick_train], clips, val)
 
 
 def _select_kernel(
-    inners: list[Inner],
+    train: Split,
+    train_clips: list[data.Clip],
     options: PipelineOptions,
     schedule: Schedule,
     n_classes: int,
     train_model: Any,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Train each kernel size on part of the training data, judge it on the rest, both ways.
+    """Train each kernel size on part of the training data, judge it on the rest, two ways.
 
-    One direction alone was too noisy to trust: a 6-epoch model judged on a few hundred clips.
-    Averaging the two directions halves the variance of each candidate's score.
+    One way alone was too noisy to trust (a 6-epoch model judged on a few hundred clips); the
+    mean of two ways, each judged on different clips, is steadier. One way's windows are in
+    memory at a time.
     """
+    ways = inner_splits(train_clips)
+    scores: dict[int, list[float]] = {kernel: [] for kernel in options.kernels}
+    for number, (inner_train, inner_val) in enumerate(ways, start=1):
+        inner = _inner(train, inner_train, inner_val)
+        for kernel in options.kernels:
+            label = f"select {kernel}x{kernel}, way {number} of {len(ways)}"
+            config = singh_config(kernel, n_classes)
+            model = train_model(config, inner.x, inner.y, schedule.selection, label, inner.clips)
+            scores[kernel].append(_describe(model, inner.val, "")["accuracy"])
     rows = []
     for kernel in options.kernels:
         config = singh_config(kernel, n_classes)
         cost = complexity.count_cnn(config)
         names = members_within_budget(config, options.members, options.ensemble_mac_budget)
-        scores = []
-        for number, inner in enumerate(inners, start=1):
-            label = f"select {kernel}x{kernel} ({number}/{len(inners)})"
-            model = train_model(config, inner.x, inner.y, schedule.selection, label, inner.clips)
-            scores.append(_describe(model, inner.val, "")["accuracy"])
         rows.append(
             {
                 "kernel": kernel,
@@ -379,8 +382,8 @@ def _select_kernel(
                 "macs": cost.macs,
                 "members": list(names),
                 "within_budget": len(names) >= 2,  # an ensemble of at least two pruned members
-                "selection_clip_accuracy": float(np.mean(scores)),
-                "selection_clip_accuracies": scores,  # one per inner direction
+                "selection_clip_accuracy": float(np.mean(scores[kernel])),
+                "selection_clip_accuracies": scores[kernel],  # one per way
             }
         )
     eligible = [r for r in rows if r["within_budget"]] or rows
@@ -418,16 +421,20 @@ def _member_seed(how: fit.FitOptions, options: PipelineOptions, number: int) -> 
 
 
 def inner_splits(clips: list[data.Clip]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Clip indices (train, held) for selection, two ways: with several training folds, hold out
-    the last fold, then the one before it; with one, hold out every 5th recording group, then
-    the 5th group after each of those. A single group gives one way only."""
+    """Clip indices (train, held out) for selection, two ways.
+
+    With several training folds: the last fold held out, then the one before it. With one split:
+    every 5th recording group (the 5th, 10th, ...), then the group just before each of those (a
+    disjoint set); with fewer than 5 groups, the last group, then the first. A single group gives
+    one way, with nothing to train on.
+    """
     splits = sorted({c.split for c in clips}, key=data.split_key)
     if len(splits) > 1:
         helds = [np.array([c.split == s for c in clips]) for s in (splits[-1], splits[-2])]
     else:
         groups = sorted({c.group for c in clips})
         ways = [set(groups[4::5]) or {groups[-1]}]
-        second = set(groups[3::5]) or {groups[0]}
+        second = set(groups[3::5]) if len(groups) >= 5 else {groups[0]}
         if second != ways[0]:
             ways.append(second)
         helds = [np.array([c.group in way for c in clips]) for way in ways]

@@ -35,7 +35,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"({', '.join(f'{k} {v:.0f} s' for k, v in t.items() if k != 'total')}).",
         "",
         *_recipe(results["schedule"]),
-        "## Filter size (trained on part of the training splits, judged on the rest, both ways)",
+        "## Filter size (trained on part of the training splits, judged on the rest)",
         "",
     ]
     ref = results.get("reference_run")
@@ -54,7 +54,7 @@ def markdown(results: dict[str, Any]) -> str:
             "MACs",
             "members in budget",
             "selection accuracy % (mean)",
-            "each inner direction %",
+            "each way %",
             "selected",
         ],
         [

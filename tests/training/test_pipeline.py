@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from edge_asc.api import Classifier
-from edge_asc.training.data import load_dataset, split_clips
+from edge_asc.training.data import Clip, load_dataset, split_clips
 from edge_asc.training.fit import predict
 from edge_asc.training.nets import load_model, singh_config
 from edge_asc.training.pipeline import (
@@ -152,3 +152,20 @@ def test_selection_on_one_split_holds_out_two_different_sets_of_recordings(tau22
     for train, held in ways:  # a recording never lands on both sides
         assert not set(groups[train]) & set(groups[held])
         assert len(train) + len(held) == len(clips)
+
+
+@pytest.mark.parametrize("n_groups", [1, 2, 3, 4, 5, 6, 7, 12])
+def test_selection_on_one_split_judges_two_ways_whenever_it_can(n_groups):
+    clips = [
+        Clip(path=Path(f"{g}-{i}.wav"), label=f"l{i}", split="all", group=f"g{g:02d}")
+        for g in range(n_groups)
+        for i in range(3)
+    ]
+    ways = inner_splits(clips)
+    assert len(ways) == (1 if n_groups == 1 else 2)
+    groups = np.array([c.group for c in clips])
+    for train, held in ways:
+        assert len(held) and (len(train) or n_groups == 1)
+        assert not set(groups[train]) & set(groups[held])
+    if len(ways) == 2:
+        assert not set(groups[ways[0][1]]) & set(groups[ways[1][1]])
