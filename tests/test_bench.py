@@ -71,8 +71,11 @@ def test_bench_json_has_every_table_with_positive_figures(bench_json):
         assert all(positive(v) for v in figures(inference_table, column)), column
     assert inference_table["rows"][0][inference_table["columns"][-1]] == 1.0
     e2e = {row["measure"]: row["value"] for row in tables["end_to_end"]["rows"]}
+    # The steady share comes from /proc's 10-ms CPU ticks over the smoke replay's one second or
+    # so of labels, where 2 % of a core is 20 ms: under load it can round to no tick at all.
+    steady = e2e.pop("real time: CPU share, first to last label")
+    assert isinstance(steady, float) and 0 <= steady < 100, steady
     assert all(positive(v) for v in e2e.values()), e2e
-    assert 0 < e2e["real time: CPU share, first to last label"] < 100
     assert all(positive(v) for v in figures(tables["memory"], "peak RSS MiB"))
     assert "onnxruntime" in bench_json["environment"] and bench_json["environment"]["cpu"]
     assert bench_json["command"].startswith("edge-asc bench --compare ")
