@@ -77,7 +77,11 @@ def test_pi_estimate_and_end_to_end_figures_are_positive(smoke):
     assert "ESTIMATED" in pi["title"]
     for row in pi["rows"]:
         assert all(positive(row[c]) for c in pi["columns"][1:]), row
-    assert all(positive(r["value"]) for r in tables["end_to_end"]["rows"])
+    e2e = {r["measure"]: r["value"] for r in tables["end_to_end"]["rows"]}
+    # CPU ticks of 10 ms over a 3-s smoke replay: the steady share may round to none under load
+    steady = e2e.pop("real time: CPU share, first to last label")
+    assert isinstance(steady, float) and 0 <= steady < 100, steady
+    assert all(positive(v) for v in e2e.values()), e2e
 
 
 def test_a_missing_run_is_named_in_a_note(quick_run, tmp_path, monkeypatch):
