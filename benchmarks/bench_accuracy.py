@@ -105,8 +105,8 @@ def accuracy_table(models: RunModels, stats: Mapping[str, Stats]) -> Table:
             f"{c['macs'] / 1e6:.1f} M MACs{' (chosen)' if c.get('selected') else ''}"
             for c in candidates
         )
-        ways = len(candidates[0].get("selection_clip_accuracies") or [None])
-        how = "the mean of two ways" if ways == 2 else "one way"
+        two_ways = len(candidates[0].get("selection_clip_accuracies", [])) == 2
+        how = "the mean of two ways" if two_ways else "one way"
         table.notes.append(
             f"Filter-size candidates, judged on inner splits of the training folds ({how}; "
             f"never on the validation split above) and not kept as files: {scored}."

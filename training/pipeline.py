@@ -362,17 +362,16 @@ def _select_kernel(
     memory at a time.
     """
     ways = inner_splits(train_clips)
-    scores: dict[int, list[float]] = {kernel: [] for kernel in options.kernels}
+    configs = {kernel: singh_config(kernel, n_classes) for kernel in options.kernels}
+    scores: dict[int, list[float]] = {kernel: [] for kernel in configs}
     for number, (inner_train, inner_val) in enumerate(ways, start=1):
         inner = _inner(train, inner_train, inner_val)
-        for kernel in options.kernels:
+        for kernel, config in configs.items():
             label = f"select {kernel}x{kernel}, way {number} of {len(ways)}"
-            config = singh_config(kernel, n_classes)
             model = train_model(config, inner.x, inner.y, schedule.selection, label, inner.clips)
             scores[kernel].append(_describe(model, inner.val, "")["accuracy"])
     rows = []
-    for kernel in options.kernels:
-        config = singh_config(kernel, n_classes)
+    for kernel, config in configs.items():
         cost = complexity.count_cnn(config)
         names = members_within_budget(config, options.members, options.ensemble_mac_budget)
         rows.append(
