@@ -14,6 +14,7 @@ runs; SIGTERM works on the stdin path.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import signal
@@ -35,6 +36,7 @@ from edge_asc.audio_io import read_audio
 SOUND_DBFS = -90.0  # above this a window holds some of a clip; the silence floor is -120
 LEAD_SILENCE, TAIL_SILENCE = 0.5, 2.0  # seconds around each played clip
 CANDIDATES_PER_CLASS = 6
+SEARCH_FRAMES = 2  # a live window's offset is looked for this far either side of a guess
 
 
 def probability_rows(records: list[dict], labels: list[str]) -> np.ndarray:
@@ -201,41 +203,124 @@ def check_clean_stop(listener: Listener, log: Path) -> None:
     assert len(listener.stdout.splitlines()) == len(records)
 
 
-def aligned_offline(classifier: Classifier, signal: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """The clip's offline windows, one per frame, on the capture's own sample grid.
-
-    A capture starts at an arbitrary sample of the clip, so its frames sit at a sub-frame offset
-    from an offline run's. Such a shift changes every frame of a window and moves its
-    probabilities more than a whole frame's shift does (on 107228-5-0-0 with the 5x5 model: up to
-    0.049, against 0.010 between neighbouring frames), so the capture is compared with offline
-    windows at its own offset, found to the sample from its first window: near the closest
-    whole-frame window, the shift of the clip whose windows hold the closest one.
-    """
+def offline_windows(
+    classifier: Classifier, signal: np.ndarray, first: int, count: int
+) -> np.ndarray:
+    """Probabilities of the `count` offline windows of `signal` that start at samples `first`,
+    `first + hop`, ...: each from the signal's own samples, no frame on a zero pad (the window
+    before `first`, on the piece's leading pad, and the one after the last, on its trailing pad,
+    are left out)."""
     hop = classifier.card.frontend.hop_length
+    assert first >= hop >= classifier.card.frontend.win_length // 2
+    piece = signal[first - hop : first + (count + classifier.card.window_frames - 1) * hop]
     per_frame = hop / classifier.card.frontend.sample_rate
-    grid = classifier.window_probabilities(signal, hop_seconds=per_frame)
-    nearest = int(np.abs(grid - first).max(axis=1).argmin())
-    base = max(0, nearest - 2) * hop
-    length = (classifier.card.window_frames + 4) * hop
+    return classifier.window_probabilities(piece, hop_seconds=per_frame)[1 : count + 1]
 
-    def distance(shift: int) -> float:
-        piece = signal[base + shift : base + shift + length]
-        # windows 1-4 of the piece: whole samples under every frame (window 0 starts on the pad)
-        near = classifier.window_probabilities(piece, hop_seconds=per_frame)[1:5]
-        return float(np.abs(near - first).max(axis=1).min())
 
-    shift = min(range(hop), key=distance)
-    return classifier.window_probabilities(signal[shift:], hop_seconds=per_frame)
+def levels(classifier: Classifier, signal: np.ndarray) -> np.ndarray:
+    """The dBFS of the window at every sample offset of `signal`, measured as the live stream
+    measures the `dbfs` it logs: over the second of samples that the window's frames centre on."""
+    span = (classifier.card.window_frames - 1) * classifier.card.frontend.hop_length
+    energy = np.concatenate(([0.0], np.cumsum(np.square(signal, dtype=np.float64))))
+    return 10 * np.log10(np.maximum((energy[span:] - energy[:-span]) / span, 1e-12))
+
+
+def locate(level: np.ndarray, run: list[dict], rate: int) -> int:
+    """The sample offset of the run's first window: where the levels of the played signal's
+    windows, spaced as the log's offsets are, come closest to the logged ones."""
+    steps = [round((rec["offset_s"] - run[0]["offset_s"]) * rate) for rec in run]
+    n = level.size - steps[-1]
+    misfit = sum(
+        (level[step : step + n] - rec["dbfs"]) ** 2 for step, rec in zip(steps, run, strict=True)
+    )
+    return int(np.argmin(misfit))
+
+
+def best_offset(
+    classifier: Classifier, signal: np.ndarray, row: np.ndarray, guess: int
+) -> tuple[int, float]:
+    """The sample offset, within SEARCH_FRAMES frames of `guess`, of the offline window closest
+    to the live window `row`, and the largest probability difference between the two."""
+    hop = classifier.card.frontend.hop_length
+    base = max(hop, guess - SEARCH_FRAMES * hop)
+    best, least = base, np.inf
+    for shift in range(hop):  # each shift gives the windows at every frame from base + shift
+        near = offline_windows(classifier, signal, base + shift, 2 * SEARCH_FRAMES)
+        gaps = np.abs(near - row).max(axis=1)
+        j = int(gaps.argmin())
+        if gaps[j] < least:
+            best, least = base + shift + j * hop, float(gaps[j])
+    return best, least
+
+
+def distances_to_offline(
+    classifier: Classifier, signal: np.ndarray, run: list[dict], tolerance: float
+) -> list[tuple[float, int]]:
+    """For each live window of `run`, the largest probability difference between it and the
+    offline window of `signal` (what was played) at the sample offset that matches it best, and
+    that offset.
+
+    A capture starts at an arbitrary sample of the played signal, and a sub-frame shift changes
+    every frame of a window: it moves the probabilities more than a whole frame's shift does (on
+    107228-5-0-0 with the 5x5 model: up to 0.049, against 0.010 between neighbouring frames), so
+    each window is compared at its own offset. A loaded server also slips now and then, dropping
+    or repeating samples, which moves the clip's later windows to another offset (a capture once
+    missed 0.01 by 0.0155 when they were all compared on the first window's grid). So a window is
+    taken where the previous one's offset and the log's hop put it if it is within `tolerance`
+    there (the usual case, and cheap); else (the first window, or one a slip moved) its offset is
+    searched to the sample around there, then around where the windows' logged levels put it:
+    dBFS of the captured samples themselves, which locate a window better than probabilities do
+    (near-equal over several frames of a steady sound, and moved more by a sub-frame shift).
+    """
+    rate = classifier.card.frontend.sample_rate
+    level = levels(classifier, signal)
+    distances: list[tuple[float, int]] = []
+    offset, distance = 0, np.inf
+    for i, row in enumerate(probability_rows(run, classifier.labels)):
+        guesses: list[int] = []
+        if i:
+            offset += round((run[i]["offset_s"] - run[i - 1]["offset_s"]) * rate)
+            distance = float(np.abs(offline_windows(classifier, signal, offset, 1)[0] - row).max())
+            guesses.append(offset)
+        if distance > tolerance:
+            for guess in (*guesses, locate(level, run[i:], rate)):
+                found, gap = best_offset(classifier, signal, row, guess)
+                if gap < distance:
+                    offset, distance = found, gap
+                if distance <= tolerance:
+                    break
+        distances.append((distance, offset))
+    return distances
+
+
+def slipped(run: list[dict], matched: list[tuple[int, int]], rate: int) -> bool:
+    """Whether the server slipped within the run: two matched windows (index, sample offset)
+    further apart in the played signal than in the log."""
+    return any(
+        b - a != round((run[j]["offset_s"] - run[i]["offset_s"]) * rate)
+        for (i, a), (j, b) in itertools.pairwise(matched)
+    )
 
 
 def assert_close_to_offline(
     classifier: Classifier, clips: list[Clip], inner: list[list[dict]], tolerance: float
 ) -> None:
+    """Every window within `tolerance` of the offline window at its own offset, but for at most
+    two, and those only in a clip the server slipped in: a window that a slip falls inside is no
+    window of the clip at any offset, and a slip falls inside two windows (they overlap by half).
+    Without a slip every window must match, so a wrong model, label or gain still fails."""
+    rate = classifier.card.frontend.sample_rate
+    misses: list[tuple[str, float]] = []
     for clip, run in zip(clips, inner, strict=True):
-        got = probability_rows(run, classifier.labels)
-        offline = aligned_offline(classifier, read_audio(clip.path, 16000), got[0])
-        worst = np.abs(got[:, None, :] - offline[None, :, :]).max(axis=2).min(axis=1).max()
-        assert worst <= tolerance, (clip.path.name, worst)
+        # the played signal, as `padded` writes it: a window near the clip's ends holds silence
+        lead, tail = (np.zeros(round(s * rate), np.float32) for s in (LEAD_SILENCE, TAIL_SILENCE))
+        signal = np.concatenate([lead, read_audio(clip.path, rate), tail])
+        found = distances_to_offline(classifier, signal, run, tolerance)
+        matched = [(i, off) for i, (d, off) in enumerate(found) if d <= tolerance]
+        missed = [(clip.path.name, round(d, 4)) for d, _ in found if d > tolerance]
+        assert not missed or slipped(run, matched, rate), ("no slip", missed)
+        misses += missed
+    assert len(misses) <= 2, misses
 
 
 def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
@@ -244,11 +329,10 @@ def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
     )
     check_clean_stop(listener, log)
     inner = check_segments(records, clips)
-    # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so on the
-    # capture's own grid the windows are the offline ones, to the log's 6 decimals, on an idle
-    # machine (measured: 5e-7 at most). Under load the server slips a few samples now and then,
-    # moving a clip's later windows off the first one's grid (measured during the full suite:
-    # 1.4e-3 at most, each window still exact at its own offset).
+    # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so at its
+    # own offset each window is the offline one, to the log's 6 decimals (measured: 5e-7 at most,
+    # idle machine). Under load the server slips now and then; each window is matched at its own
+    # offset, and one that a slip falls inside may miss (distances_to_offline).
     assert_close_to_offline(classifier, clips, inner, tolerance=0.01)
 
 
@@ -256,8 +340,8 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
     """The server upmixes and resamples each 16 kHz clip to 48 kHz stereo (its own resampler);
     the listener captures 48 kHz stereo, downmixes and resamples back with soxr. The samples
     are no longer the clip's, so the windows are not bit-identical: the labels must agree
-    segment by segment, and each window's probabilities lie within 0.04 of the offline window on
-    the capture's grid. What remains is the grid's offset of a third of a 16-kHz sample (a 48-kHz
+    segment by segment, and each window's probabilities lie within 0.04 of the offline window at
+    its own offset. What remains is the grid's offset of a third of a 16-kHz sample (a 48-kHz
     capture can start between two 16-kHz samples) and the resamplers' ripple: measured 0.021 at
     most (138473-9-0-29), where shifting a clip by a third of a sample offline moves its windows
     by up to 0.020 (165039-7-0-0); a 6-dB gain error in the downmix would move them by 0.05."""
