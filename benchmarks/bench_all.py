@@ -6,7 +6,7 @@ per cost of every model a training run compares, a Raspberry Pi estimate, and th
 to end (`edge-asc listen`: throughput, CPU share in real time, memory, time to first label).
 Real audio only: the shared UrbanSound8K clips. It prints figures; it asserts nothing.
 
-    .venv/bin/python benchmarks/bench_all.py [--run runs/rs-folds12-val3] [--json] [--smoke]
+    .venv/bin/python benchmarks/bench_all.py [--run runs/tw2-folds12-val3] [--json] [--smoke]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from edge_asc.bench.report import Report
 from edge_asc.bench.timing import measure
 from edge_asc.model import Model
 
-DEFAULT_RUN = ROOT / "runs" / "rs-folds12-val3"  # the validated run: folds 1+2, fold 3 held out
+DEFAULT_RUN = ROOT / "runs" / "tw2-folds12-val3"  # the validated run: folds 1+2, fold 3 held out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
