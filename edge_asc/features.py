@@ -104,6 +104,9 @@ class LogMel:
         # The 1/n_fft power scaling of python-speech-features' powspec is folded into the matrix.
         self._mel = mel_matrix(self.config).astype(np.float64) / self.config.n_fft
         self._window = analysis_window(self.config).astype(np.float64)
+        # The sample indices of a stream's frames: it asks for as many frames at every hop, and
+        # building them took a tenth of a hop's time.
+        self._stream_gather = self._gather(0)
         self.reset()
 
     def reset(self) -> None:
@@ -116,7 +119,9 @@ class LogMel:
         buf = np.concatenate((self._pending, samples)) if samples.size else self._pending
         win, hop = self.config.win_length, self.config.hop_length
         n = 0 if buf.size < win else (buf.size - win) // hop + 1
-        out = self._frames(buf, n)
+        if len(self._stream_gather) != n:
+            self._stream_gather = self._gather(n)
+        out = self._frames(buf, self._stream_gather)
         self._pending = buf[n * hop :].copy() if n else buf
         return out
 
@@ -134,16 +139,22 @@ class LogMel:
         pad = np.zeros(self.config.win_length // 2, dtype=np.float32)
         buf = np.concatenate((pad, np.asarray(signal, dtype=np.float32).reshape(-1), pad))
         win, hop = self.config.win_length, self.config.hop_length
-        return self._frames(buf, 0 if buf.size < win else (buf.size - win) // hop + 1)
+        return self._frames(buf, self._gather(0 if buf.size < win else (buf.size - win) // hop + 1))
 
-    def _frames(self, buf: np.ndarray, n: int) -> np.ndarray:
+    def _gather(self, n: int) -> np.ndarray:
+        """The sample indices of `n` frames, (n, win_length).
+
+        Frames are gathered by index, not through a strided view: numpy builds such views through
+        __array_interface__, whose short-lived interned key strings make CPython 3.11 regrow its
+        interned-string table every hour or so, ~1 MB of RSS each time (benchmarks/soak.py).
+        """
+        return np.arange(n)[:, None] * self.config.hop_length + np.arange(self.config.win_length)
+
+    def _frames(self, buf: np.ndarray, gather: np.ndarray) -> np.ndarray:
+        n = len(gather)
         if n == 0:
             return np.empty((0, self.config.n_mels), dtype=np.float32)
-        win, hop = self.config.win_length, self.config.hop_length
-        # Gathered by index, not by a strided view: numpy builds such views through
-        # __array_interface__, whose short-lived interned key strings make CPython 3.11 regrow
-        # its interned-string table every hour or so, ~1 MB of RSS each time (benchmarks/soak.py).
-        frames = buf[np.arange(n)[:, None] * hop + np.arange(win)]
+        frames = buf[gather]
         spec = np.fft.rfft(frames * self._window, n=self.config.n_fft, axis=1)
         power = spec.real * spec.real + spec.imag * spec.imag
         # OpenBLAS hands products of more than ~25 frames to its thread pool, which measured
