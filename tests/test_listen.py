@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +146,7 @@ def segments(records: list[dict]) -> list[list[dict]]:
     return runs
 
 
-def interior(run: list[dict]) -> list[dict]:
+def interior(run: Sequence) -> Sequence:
     """Drop the two windows at each end that straddle the silence (a window spans ~1.04 s and
     windows start every 0.5 s), keeping those wholly inside the clip."""
     return run[2:-2]
@@ -177,7 +177,8 @@ def listen_through_server(
     return read_log(log), listener, log
 
 
-def check_segments(records: list[dict], clips: list[Clip]) -> None:
+def check_segments(records: list[dict], clips: list[Clip]) -> list[list[dict]]:
+    """Each clip heard as one run of loud windows, labelled as offline; the runs, in order."""
     offline = edge_asc("classify", "--json", *[str(c.path) for c in clips])
     assert offline.returncode == 0, offline.stderr
     expected = [json.loads(line)["label"] for line in offline.stdout.splitlines()]
@@ -189,6 +190,7 @@ def check_segments(records: list[dict], clips: list[Clip]) -> None:
         assert len(run) >= 4, f"{clip.path.name}: only {len(run)} windows inside the clip"
         majority, _ = Counter(rec["label"] for rec in run).most_common(1)[0]
         assert majority == clip.label, (clip, [rec["label"] for rec in run])
+    return runs
 
 
 def check_clean_stop(listener: Listener, log: Path) -> None:
@@ -226,10 +228,15 @@ def levels(classifier: Classifier, signal: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.maximum((energy[span:] - energy[:-span]) / span, 1e-12))
 
 
+def samples_between(run: list[dict], i: int, j: int, rate: int) -> int:
+    """How far apart the log puts windows i and j of the run, in samples."""
+    return round((run[j]["offset_s"] - run[i]["offset_s"]) * rate)
+
+
 def locate(level: np.ndarray, run: list[dict], rate: int) -> int:
     """The sample offset of the run's first window: where the levels of the played signal's
     windows, spaced as the log's offsets are, come closest to the logged ones."""
-    steps = [round((rec["offset_s"] - run[0]["offset_s"]) * rate) for rec in run]
+    steps = [samples_between(run, 0, k, rate) for k in range(len(run))]
     n = level.size - steps[-1]
     misfit = sum(
         (level[step : step + n] - rec["dbfs"]) ** 2 for step, rec in zip(steps, run, strict=True)
@@ -252,11 +259,6 @@ def best_offset(
         if gaps[j] < least:
             best, least = base + shift + j * hop, float(gaps[j])
     return best, least
-
-
-def samples_between(run: list[dict], i: int, j: int, rate: int) -> int:
-    """How far apart the log puts windows i and j of the run, in samples."""
-    return round((run[j]["offset_s"] - run[i]["offset_s"]) * rate)
 
 
 @dataclass(frozen=True)
@@ -323,16 +325,16 @@ def assert_close_to_offline(
         level = levels(classifier, signal)
         matches = match_windows(classifier, signal, level, run, tolerance)
         good = [i for i, m in enumerate(matches) if m.distance <= tolerance]
-        inside = range(2, len(run) - 2)  # as `interior` keeps them
+        inside = interior(range(len(run)))
         for i in set(good) & set(inside):
             drift = abs(level[matches[i].offset] - run[i]["dbfs"])
             assert drift <= level_tolerance, (clip.path.name, i, "level", drift)
         for m in sorted(set(inside) - set(good)):
             before, after = [i for i in good if i < m], [j for j in good if j > m]
-            slip = bool(before and after) and matches[after[0]].offset - matches[
-                before[-1]
-            ].offset != samples_between(run, before[-1], after[0], rate)
-            assert slip, (clip.path.name, m, "missed with no slip around it", matches[m])
+            assert before and after, (clip.path.name, m, "missed at an end", matches[m])
+            i, j = before[-1], after[0]
+            moved = matches[j].offset - matches[i].offset != samples_between(run, i, j, rate)
+            assert moved, (clip.path.name, m, "missed with no slip around it", matches[m])
             misses.append((clip.path.name, m, round(matches[m].distance, 4)))
     assert len(misses) <= 3, misses
 
@@ -342,12 +344,12 @@ def test_listen_through_pulseaudio_16k(pulse, clips, classifier, tmp_path):
         pulse, clips, tmp_path, "virtmic.monitor", "virtmic", "--display", "plain"
     )
     check_clean_stop(listener, log)
-    check_segments(records, clips)
+    runs = check_segments(records, clips)
     # 16-bit clips into a 16 kHz s16 sink: the captured samples are the clip's own, so at its
     # own offset each window is the offline one, to the log's 6 decimals (measured: 5e-7 at most).
     # Hence 1e-4, not a looser bound: on some clips a window 300 samples off its offset stays
     # within 0.01 of the offline one, so only an exact match pins the offset (match_windows).
-    assert_close_to_offline(classifier, clips, segments(records), 1e-4, LEVEL_16K)
+    assert_close_to_offline(classifier, clips, runs, 1e-4, LEVEL_16K)
 
 
 def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path):
@@ -373,8 +375,8 @@ def test_listen_through_pulseaudio_48k_stereo(pulse, clips, classifier, tmp_path
         "plain",
     )
     check_clean_stop(listener, log)
-    check_segments(records, clips)
-    assert_close_to_offline(classifier, clips, segments(records), 0.04, LEVEL_48K)
+    runs = check_segments(records, clips)
+    assert_close_to_offline(classifier, clips, runs, 0.04, LEVEL_48K)
 
 
 def test_devices_lists_the_server(pulse):
