@@ -13,6 +13,7 @@ the end of a finite signal. One second at 16 kHz (20 ms hop, 40 ms window) is th
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -102,11 +103,12 @@ class LogMel:
         # float64 inside the frame maths: NumPy's float64 rfft measured 3x faster than its float32
         # one here, and float64 sums make the frames independent of how the stream was chunked.
         # The 1/n_fft power scaling of python-speech-features' powspec is folded into the matrix.
-        self._mel = mel_matrix(self.config).astype(np.float64) / self.config.n_fft
+        self._bands = mel_bands(mel_matrix(self.config).astype(np.float64) / self.config.n_fft)
         self._window = analysis_window(self.config).astype(np.float64)
-        # The sample indices of a stream's frames: it asks for as many frames at every hop, and
-        # building them took a tenth of a hop's time.
+        # A stream asks for as many frames at every hop: their sample indices and their
+        # zero-padded FFT input are built once (together a fifth of a hop's time when rebuilt).
         self._stream_gather = self._gather(0)
+        self._stream_padded = self._padded(0)
         self.reset()
 
     def reset(self) -> None:
@@ -120,8 +122,8 @@ class LogMel:
         win, hop = self.config.win_length, self.config.hop_length
         n = 0 if buf.size < win else (buf.size - win) // hop + 1
         if len(self._stream_gather) != n:
-            self._stream_gather = self._gather(n)
-        out = self._frames(buf, self._stream_gather)
+            self._stream_gather, self._stream_padded = self._gather(n), self._padded(n)
+        out = self._frames(buf, self._stream_gather, self._stream_padded)
         self._pending = buf[n * hop :].copy() if n else buf
         return out
 
@@ -139,7 +141,8 @@ class LogMel:
         pad = np.zeros(self.config.win_length // 2, dtype=np.float32)
         buf = np.concatenate((pad, np.asarray(signal, dtype=np.float32).reshape(-1), pad))
         win, hop = self.config.win_length, self.config.hop_length
-        return self._frames(buf, self._gather(0 if buf.size < win else (buf.size - win) // hop + 1))
+        n = 0 if buf.size < win else (buf.size - win) // hop + 1
+        return self._frames(buf, self._gather(n), self._padded(n))
 
     def _gather(self, n: int) -> np.ndarray:
         """The sample indices of `n` frames, (n, win_length).
@@ -150,17 +153,65 @@ class LogMel:
         """
         return np.arange(n)[:, None] * self.config.hop_length + np.arange(self.config.win_length)
 
-    def _frames(self, buf: np.ndarray, gather: np.ndarray) -> np.ndarray:
+    def _padded(self, n: int) -> np.ndarray:
+        """FFT input for `n` frames, (n, n_fft) float64: each frame is written into the first
+        win_length columns and the rest stay zero, so the rfft needs no padded copy of its own."""
+        return np.zeros((n, self.config.n_fft))
+
+    def _frames(self, buf: np.ndarray, gather: np.ndarray, padded: np.ndarray) -> np.ndarray:
         n = len(gather)
         if n == 0:
             return np.empty((0, self.config.n_mels), dtype=np.float32)
-        frames = buf[gather]
-        spec = np.fft.rfft(frames * self._window, n=self.config.n_fft, axis=1)
-        power = spec.real * spec.real + spec.imag * spec.imag
-        # OpenBLAS hands products of more than ~25 frames to its thread pool, which measured
-        # 100-1000x more CPU on a busy 2-core machine; blocks of 24 frames stay on this thread.
-        mel = np.concatenate([power[i : i + 24] @ self._mel for i in range(0, n, 24)])
+        np.multiply(buf[gather], self._window, out=padded[:, : self.config.win_length])
+        spec = np.fft.rfft(padded, axis=1)
+        squares = np.square(spec.view(np.float64))  # real and imaginary parts interleaved
+        power = squares[:, 0::2] + squares[:, 1::2]
+        mel = np.empty((n, self.config.n_mels))
+        for band in self._bands:
+            for i in range(0, n, band.rows):
+                np.matmul(
+                    power[i : i + band.rows, band.bins],
+                    band.weights,
+                    out=mel[i : i + band.rows, band.mels],
+                )
         return np.log(np.maximum(mel, self.config.log_floor)).astype(np.float32)
+
+
+BANDS = 4  # groups of neighbouring mel filters, each multiplied over its own bins only
+# OpenBLAS hands matrix products of more than about 500k multiply-adds to its thread pool, which
+# measured 100-1000x more CPU on a busy 2-core machine; products are cut in frames to stay under.
+ONE_THREAD_MACS = 250_000
+
+
+@dataclass(frozen=True)
+class MelBand:
+    """Neighbouring mel filters and the FFT bins they cover: a dense block of the mel matrix."""
+
+    bins: slice
+    mels: slice
+    weights: np.ndarray  # (bins, mels), C-contiguous
+    rows: int  # frames per product, so that it stays on the calling thread
+
+
+def mel_bands(matrix: np.ndarray, groups: int = BANDS) -> list[MelBand]:
+    """The mel matrix cut into diagonal blocks, so the product skips its zeros.
+
+    Each triangular filter covers at most a few dozen of the 513 bins, so 95 % of a dense
+    (frames x 513) @ (513 x 40) product multiplies by zero; four blocks measured twice as fast.
+    Every nonzero weight still meets its bin, so only the float64 summation order can change:
+    on all 2,148 shared clips the float32 frames came out identical to the dense product's.
+    """
+    n_mels = matrix.shape[1]
+    used = matrix != 0
+    cuts = np.linspace(0, n_mels, min(groups, n_mels) + 1).round().astype(int)
+    bands = []
+    for first, last in itertools.pairwise(cuts):
+        covered = np.flatnonzero(used[:, first:last].any(axis=1))
+        lo, hi = (int(covered[0]), int(covered[-1]) + 1) if covered.size else (0, 0)
+        weights = np.ascontiguousarray(matrix[lo:hi, first:last])
+        rows = max(1, ONE_THREAD_MACS // max(1, weights.size))
+        bands.append(MelBand(slice(lo, hi), slice(int(first), int(last)), weights, rows))
+    return bands
 
 
 def tile_to_window(frames: np.ndarray, window_frames: int) -> np.ndarray:
