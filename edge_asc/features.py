@@ -39,6 +39,10 @@ class FrontEndConfig:
             raise ValueError("sample_rate, n_mels and hop_length must be positive")
         if not 0 < self.win_length <= self.n_fft:
             raise ValueError("win_length must be in (0, n_fft]")
+        if self.hop_length > self.win_length:
+            # Frames that skip samples between them: no use for a scene, and a stream would
+            # have to carry the skip across pushes.
+            raise ValueError("hop_length must not exceed win_length")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
         if self.window not in {"hamming", "hanning", "blackman", "bartlett", "ones"}:
@@ -105,9 +109,7 @@ class LogMel:
         # The 1/n_fft power scaling of python-speech-features' powspec is folded into the matrix.
         self._bands = mel_bands(mel_matrix(self.config).astype(np.float64) / self.config.n_fft)
         self._window = analysis_window(self.config).astype(np.float64)
-        # A stream asks for as many frames at every hop: their sample indices and their
-        # zero-padded FFT input are built once (together a fifth of a hop's time when rebuilt).
-        self._stream_gather = self._gather(0)
+        # A stream asks for as many frames at every hop: their zero-padded FFT input is built once.
         self._stream_padded = self._padded(0)
         self.reset()
 
@@ -121,9 +123,9 @@ class LogMel:
         buf = np.concatenate((self._pending, samples)) if samples.size else self._pending
         win, hop = self.config.win_length, self.config.hop_length
         n = 0 if buf.size < win else (buf.size - win) // hop + 1
-        if len(self._stream_gather) != n:
-            self._stream_gather, self._stream_padded = self._gather(n), self._padded(n)
-        out = self._frames(buf, self._stream_gather, self._stream_padded)
+        if len(self._stream_padded) != n:
+            self._stream_padded = self._padded(n)
+        out = self._frames(buf, self._stream_padded)
         self._pending = buf[n * hop :].copy() if n else buf
         return out
 
@@ -142,27 +144,18 @@ class LogMel:
         buf = np.concatenate((pad, np.asarray(signal, dtype=np.float32).reshape(-1), pad))
         win, hop = self.config.win_length, self.config.hop_length
         n = 0 if buf.size < win else (buf.size - win) // hop + 1
-        return self._frames(buf, self._gather(n), self._padded(n))
-
-    def _gather(self, n: int) -> np.ndarray:
-        """The sample indices of `n` frames, (n, win_length).
-
-        Frames are gathered by index, not through a strided view: numpy builds such views through
-        __array_interface__, whose short-lived interned key strings make CPython 3.11 regrow its
-        interned-string table every hour or so, ~1 MB of RSS each time (benchmarks/soak.py).
-        """
-        return np.arange(n)[:, None] * self.config.hop_length + np.arange(self.config.win_length)
+        return self._frames(buf, self._padded(n))
 
     def _padded(self, n: int) -> np.ndarray:
         """FFT input for `n` frames, (n, n_fft) float64: each frame is written into the first
         win_length columns and the rest stay zero, so the rfft needs no padded copy of its own."""
         return np.zeros((n, self.config.n_fft))
 
-    def _frames(self, buf: np.ndarray, gather: np.ndarray, padded: np.ndarray) -> np.ndarray:
-        n = len(gather)
+    def _frames(self, buf: np.ndarray, padded: np.ndarray) -> np.ndarray:
+        n = len(padded)
         if n == 0:
             return np.empty((0, self.config.n_mels), dtype=np.float32)
-        np.multiply(buf[gather], self._window, out=padded[:, : self.config.win_length])
+        self._window_into(buf, padded)
         spec = np.fft.rfft(padded, axis=1)
         squares = np.square(spec.view(np.float64))  # real and imaginary parts interleaved
         power = squares[:, 0::2] + squares[:, 1::2]
@@ -175,6 +168,26 @@ class LogMel:
                     out=mel[i : i + band.rows, band.mels],
                 )
         return np.log(np.maximum(mel, self.config.log_floor)).astype(np.float32)
+
+    def _window_into(self, buf: np.ndarray, padded: np.ndarray) -> None:
+        """Write the windowed frames of `buf` into the first win_length columns of `padded`.
+
+        Frames are cut from a reshape of the signal into hop-long blocks (frame i is blocks i,
+        i+1, ... laid end to end), not from a strided view: numpy builds such views through
+        __array_interface__, whose short-lived interned key strings make CPython 3.11 regrow its
+        interned-string table every hour or so, ~1 MB of RSS each time (benchmarks/soak.py); and
+        not by an index array, which measured slower and is 128 KB more to keep in cache.
+        """
+        win, hop, n = self.config.win_length, self.config.hop_length, len(padded)
+        per_frame = -(-win // hop)  # blocks a frame spans, the last one possibly in part
+        need = (n + per_frame - 1) * hop
+        if buf.size < need:  # only the unread tail of the last block is missing
+            buf = np.concatenate((buf, np.zeros(need - buf.size, dtype=buf.dtype)))
+        blocks = buf[:need].reshape(-1, hop)
+        for j in range(per_frame):
+            cols = slice(j * hop, min((j + 1) * hop, win))
+            width = cols.stop - cols.start
+            np.multiply(blocks[j : j + n, :width], self._window[cols], out=padded[:, cols])
 
 
 BANDS = 4  # groups of neighbouring mel filters, each multiplied over its own bins only

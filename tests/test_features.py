@@ -119,13 +119,23 @@ def dense_log_mel(signal: np.ndarray, config: FrontEndConfig) -> np.ndarray:
     return np.log(np.maximum(mel, config.log_floor)).astype(np.float32)
 
 
-def test_banded_product_equals_dense_product(clips):
+@pytest.mark.parametrize(
+    "config",
+    [
+        FrontEndConfig(),  # a frame is two hops
+        FrontEndConfig(n_mels=32, n_fft=512, win_length=400, hop_length=160),  # 2.5 hops
+        FrontEndConfig(win_length=320, hop_length=320),  # frames do not overlap
+    ],
+)
+def test_log_mel_equals_dense_product(clips, config):
     # Only the float64 summation order may differ; on this machine all 2,148 shared clips give
     # identical float32 frames, so a tolerance of a few float32 steps is ample anywhere.
     for signal in clips:
-        np.testing.assert_allclose(
-            LogMel().compute(signal), dense_log_mel(signal, FrontEndConfig()), rtol=1e-6, atol=0
-        )
+        ours = LogMel(config).compute(signal)
+        np.testing.assert_allclose(ours, dense_log_mel(signal, config), rtol=1e-6, atol=0)
+        stream = LogMel(config)
+        parts = [stream.push(signal[i : i + 1000]) for i in range(0, len(signal), 1000)]
+        np.testing.assert_allclose(np.concatenate([*parts, stream.flush()]), ours, rtol=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [160, 1000, 8000])
@@ -178,3 +188,5 @@ def test_config_round_trip_and_validation():
         FrontEndConfig(win_length=2048)
     with pytest.raises(ValueError):
         FrontEndConfig(fmax=9000)
+    with pytest.raises(ValueError, match="hop_length"):
+        FrontEndConfig(win_length=256, hop_length=320)
