@@ -2,9 +2,9 @@
 
 Written by hand in NumPy because it is the hot path: frames cut from a reshape of the signal, one
 `rfft` per batch of frames and a mel product over the filterbank's nonzero blocks, with no
-per-frame Python loop. python-speech-features
-is the reference (its filterbank and log-mel, cross-checked in the tests), but it is not
-streaming, recomputes everything per call and needs SciPy, so the app does not depend on it.
+per-frame Python loop. python-speech-features is the reference (its filterbank and log-mel,
+cross-checked in the tests), but it is not streaming, recomputes everything per call and needs
+SciPy, so the app does not depend on it.
 
 Framing convention (the same offline and live): the signal is preceded by `win_length // 2` zeros,
 so frame `i` is centred on sample `i * hop_length`; `flush()` appends the same number of zeros at

@@ -128,8 +128,9 @@ def dense_log_mel(signal: np.ndarray, config: FrontEndConfig) -> np.ndarray:
     ],
 )
 def test_log_mel_equals_dense_product(clips, config):
-    # Only the float64 summation order may differ; on this machine all 2,148 shared clips give
-    # identical float32 frames, so a tolerance of a few float32 steps is ample anywhere.
+    # Only the float64 summation order may differ; on this machine all 2,148 shared clips gave
+    # float32 frames identical to the previous, dense-product front-end's, so a tolerance of a
+    # few float32 steps is ample anywhere.
     for signal in clips:
         ours = LogMel(config).compute(signal)
         np.testing.assert_allclose(ours, dense_log_mel(signal, config), rtol=1e-6, atol=0)
