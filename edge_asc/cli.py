@@ -6,7 +6,10 @@ User errors (EdgeAscError) become one line on stderr and exit code 2, never a tr
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,6 +30,88 @@ app = typer.Typer(
     help="On-device acoustic scene classification.",
 )
 
+
+def _version() -> str:
+    """The installed distribution's version; the package's own when run from a source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("edge-asc")
+    except metadata.PackageNotFoundError:
+        from edge_asc import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edge-asc {_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """On-device acoustic scene classification."""
+
+
+def check_number(
+    name: str, value: float, low: float, high: float, low_open: bool = False, unit: str = ""
+) -> None:
+    """EdgeAscError naming the option unless `value` is finite and in [low, high] ((low, high]
+    with `low_open`): NaN passes every comparison, so it is tested for, not compared."""
+    finite = math.isfinite(value)
+    if finite and (low < value if low_open else low <= value) and value <= high:
+        return
+    above = "more than" if low_open else "at least"
+    raise EdgeAscError(
+        f"{name} must be {above} {_plain(low)} and at most {_plain(high)}{unit} (got {value})"
+    )
+
+
+def _plain(number: float) -> str:
+    """1000000 as 1,000,000 and 0.001 as 0.001: no exponent in a limit a person reads."""
+    return f"{int(number):,}" if float(number).is_integer() else f"{number:g}"
+
+
+def bounded(
+    low: float, high: float, low_open: bool = False, unit: str = ""
+) -> Callable[[typer.CallbackParam, float | None], float | None]:
+    """An option callback that refuses a value out of range while the line is parsed, before
+    anything is loaded or opened, naming the option in one line (check_number)."""
+
+    def check(param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is not None:
+            check_number(param.opts[0], value, low, high, low_open, unit)
+        return value
+
+    return check
+
+
+def _audio_format(param: typer.CallbackParam, value: int | None) -> int | None:
+    """--rate and --channels: within what the pipeline takes (audio_io's limits)."""
+    from edge_asc.audio_io import MAX_CHANNELS, MAX_RATE, MIN_RATE
+
+    if value is not None:
+        is_rate = param.name == "rate"
+        low, high = (MIN_RATE, MAX_RATE) if is_rate else (1, MAX_CHANNELS)
+        check_number(param.opts[0], value, low, high, unit=" Hz" if is_rate else "")
+    return value
+
+
+def _thread_count(param: typer.CallbackParam, value: int) -> int:
+    """1 up to the CPUs this process may run on: more threads only compete for them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    check_number(param.opts[0], value, 1, cpus or 1, unit=" (the CPUs here)")
+    return value
+
+
 ModelOption = Annotated[
     Path | None,
     typer.Option(
@@ -34,6 +119,14 @@ ModelOption = Annotated[
         "-m",
         help="ONNX model file (default: the shipped model).",
         readable=False,  # checked when loaded: one line, not click's usage box
+    ),
+]
+
+
+HopOption = Annotated[
+    float,
+    typer.Option(
+        help="Seconds between windows.", callback=bounded(0, 60, low_open=True, unit=" s")
     ),
 ]
 
@@ -48,7 +141,7 @@ def classify(
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON object per line and file.")
     ] = False,
-    hop: Annotated[float, typer.Option(help="Seconds between windows.")] = 0.5,
+    hop: HopOption = 0.5,
 ) -> None:
     """Classify whole files: the mean of their 1-s windows' probabilities."""
     from edge_asc.api import Classifier
@@ -111,11 +204,15 @@ def train(
             "--val", help="Comma-separated validation folds/splits ('none': train on every split)."
         ),
     ] = "",
-    epochs: Annotated[int, typer.Option(help="Epochs for each full training.")] = 0,
+    epochs: Annotated[
+        int, typer.Option(help="Epochs for each full training.", callback=bounded(0, 10_000))
+    ] = 0,
     quick: Annotated[
         bool, typer.Option("--quick", help="A small, fast run (tests, smoke checks).")
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed for every random choice.", callback=bounded(0, 2**32 - 1))
+    ] = 0,
     cache: Annotated[
         Path | None, typer.Option(help="Feature cache folder (default: OUT/../.cache).")
     ] = None,
@@ -159,20 +256,24 @@ DisplayOption = Annotated[
 
 
 def _live_options(
-    display: str, hop: float, top_k: int, method: str, windows: int, margin: float, threshold: float
+    display: str, method: str, windows: int, margin: float, threshold: float
 ) -> SmoothingConfig:
-    """Check the live options before a device is opened; return the smoothing they describe."""
+    """Check the live options before a device is opened; return the smoothing they describe.
+    The numbers were checked one by one as they were parsed (`bounded`)."""
     from edge_asc.live import DISPLAYS
     from edge_asc.stream import SmoothingConfig
 
     if display not in DISPLAYS:
         raise EdgeAscError(f"--display must be one of {', '.join(DISPLAYS)}")
-    if hop <= 0 or top_k < 1:
-        raise EdgeAscError("--hop must be positive and --top-k at least 1")
     try:
         return SmoothingConfig(method, windows, margin, threshold)
     except ValueError as err:
         raise EdgeAscError(str(err)) from err
+
+
+def _check_top_k(top_k: int, loaded: Model) -> None:
+    """--top-k names at most the model's classes (the CSV log has a column pair for each)."""
+    check_number("--top-k", top_k, 1, len(loaded.card.labels), unit=" (the model's classes)")
 
 
 def _open_log(
@@ -227,11 +328,15 @@ def listen(
             "--rate",
             "-r",
             help="Hz. Microphone: the model's rate if the device takes it, else its default. "
-            "--stdin: the PCM's rate (default: the model's).",
+            "--stdin: the PCM's rate, required (raw PCM does not say it).",
+            callback=_audio_format,
         ),
     ] = None,
     channels: Annotated[
-        int | None, typer.Option("--channels", "-c", help="Channels to capture (default 1).")
+        int | None,
+        typer.Option(
+            "--channels", "-c", help="Channels to capture (default 1).", callback=_audio_format
+        ),
     ] = None,
     from_file: Annotated[
         Path | None,
@@ -244,32 +349,62 @@ def listen(
         bool, typer.Option("--stdin", help="Raw interleaved PCM on standard input.")
     ] = False,
     pcm: Annotated[
-        str,
-        typer.Option("--format", help="--stdin sample format: S16_LE, S24_3LE, S32_LE, FLOAT_LE."),
-    ] = "S16_LE",
+        str | None,
+        typer.Option(
+            "--format",
+            help="--stdin sample format: S16_LE (default), S24_3LE, S32_LE, FLOAT_LE.",
+        ),
+    ] = None,
     model: ModelOption = None,
-    threads: Annotated[int, typer.Option(help="onnxruntime intra-op threads.")] = 1,
-    hop: Annotated[float, typer.Option(help="Seconds between windows.")] = 0.5,
+    threads: Annotated[
+        int, typer.Option(help="onnxruntime intra-op threads.", callback=_thread_count)
+    ] = 1,
+    hop: HopOption = 0.5,
     smoothing: Annotated[str, typer.Option(help="mean or ema of recent windows.")] = "mean",
-    smooth_windows: Annotated[int, typer.Option(help="Windows the smoothing spans.")] = 4,
+    smooth_windows: Annotated[
+        int, typer.Option(help="Windows the smoothing spans.", callback=bounded(1, 10_000))
+    ] = 4,
     margin: Annotated[
-        float, typer.Option(help="A new label must beat the shown one by this (hysteresis).")
+        float,
+        typer.Option(
+            help="A new label must beat the shown one by this (hysteresis).",
+            callback=bounded(0, 0.99),
+        ),
     ] = 0.1,
     threshold: Annotated[
-        float, typer.Option(help="Below this smoothed probability the label is 'uncertain'.")
+        float,
+        typer.Option(
+            help="Below this smoothed probability the label is 'uncertain'.",
+            callback=bounded(0, 1),
+        ),
     ] = 0.3,
-    top_k: Annotated[int, typer.Option(help="Classes shown and logged per window.")] = 3,
+    top_k: Annotated[
+        int,
+        typer.Option(
+            help="Classes shown and logged per window (at most the model's).",
+            callback=bounded(1, 1000),
+        ),
+    ] = 3,
     log: Annotated[
         Path | None, typer.Option("--log", help="Append one record per window to this file.")
     ] = None,
     log_format: Annotated[str, typer.Option(help="jsonl or csv.")] = "jsonl",
-    log_max_mb: Annotated[float, typer.Option(help="Rotate the log at this size.")] = 10.0,
-    log_keep: Annotated[int, typer.Option(help="Rotated logs kept (older are deleted).")] = 5,
+    log_max_mb: Annotated[
+        float,
+        typer.Option(
+            help="Rotate the log at this size.", callback=bounded(0.001, 10**6, unit=" MB")
+        ),
+    ] = 10.0,
+    log_keep: Annotated[
+        int,
+        typer.Option(help="Rotated logs kept (older are deleted).", callback=bounded(0, 1000)),
+    ] = 5,
     stuck_after: Annotated[
         float,
         typer.Option(
             help="Warn when the input stays constant (all zeros: muted; another value: stuck) "
-            "for this many seconds; 0: never."
+            "for this many seconds; 0: never.",
+            callback=bounded(0, 86_400, unit=" s"),
         ),
     ] = 10.0,
     display: DisplayOption = "auto",
@@ -278,10 +413,9 @@ def listen(
     from edge_asc.model import Model
     from edge_asc.sources import open_source
 
-    config = _live_options(display, hop, top_k, smoothing, smooth_windows, margin, threshold)
-    if stuck_after < 0:
-        raise EdgeAscError("--stuck-after must be >= 0")
+    config = _live_options(display, smoothing, smooth_windows, margin, threshold)
     loaded = Model(model, threads=threads)
+    _check_top_k(top_k, loaded)
     sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
     try:
         source = open_source(
@@ -323,7 +457,7 @@ def demo(
     from edge_asc.model import Model
     from edge_asc.sources import FileSource
 
-    smoothing = _live_options(display, 0.5, 3, "mean", 4, 0.1, 0.3)
+    smoothing = _live_options(display, "mean", 4, 0.1, 0.3)
     loaded = Model(model)
     sink = _open_log(log, "jsonl", 3, 10.0, 5)
     _run_live(
@@ -348,9 +482,18 @@ def bench(
     audio: Annotated[
         Path | None, typer.Option(help="Real audio to measure with (default: the demo recording).")
     ] = None,
-    runs: Annotated[int, typer.Option(help="Timed runs per candidate (median, p99).")] = 200,
-    fast_seconds: Annotated[float, typer.Option(help="Audio replayed with --fast.")] = 300.0,
-    realtime_seconds: Annotated[float, typer.Option(help="Audio replayed in real time.")] = 20.0,
+    runs: Annotated[
+        int,
+        typer.Option(help="Timed runs per candidate (median, p99).", callback=bounded(1, 10**6)),
+    ] = 200,
+    fast_seconds: Annotated[
+        float,
+        typer.Option(help="Audio replayed with --fast.", callback=bounded(2, 86_400, unit=" s")),
+    ] = 300.0,
+    realtime_seconds: Annotated[
+        float,
+        typer.Option(help="Audio replayed in real time.", callback=bounded(2, 3600, unit=" s")),
+    ] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, not tables.")] = False,
 ) -> None:
     """Measure this machine: front-end vs librosa, model latency, listen's CPU and memory."""

@@ -520,6 +520,14 @@ class MicSource(Source):
             self._closed_overflows += capture.overflows
 
 
+def is_terminal(stream: BinaryIO) -> bool:
+    """Whether a person, not a pipe, is at the other end (nothing to read from there)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 def open_source(
     device: str | None = None,
     rate: int | None = None,
@@ -527,23 +535,41 @@ def open_source(
     from_file: str | Path | None = None,
     fast: bool = False,
     stdin: bool = False,
-    pcm: str = "S16_LE",
+    pcm: str | None = None,
     default_rate: int = 16000,
+    stdin_stream: BinaryIO | None = None,
 ) -> Source:
-    """The one source the `listen` options name (the microphone unless told otherwise)."""
+    """The one source the `listen` options name (the microphone unless told otherwise).
+
+    An option that does not apply to the chosen source is refused, never ignored: a file says
+    its own rate, channels and format; raw PCM says none of them, so --stdin needs --rate.
+    """
     if from_file is not None and stdin:
         raise EdgeAscError("choose one of --from-file and --stdin")
     if fast and from_file is None:
         raise EdgeAscError("--fast replays a file: use it with --from-file")
+    if pcm is not None and not stdin:
+        raise EdgeAscError("--format describes raw PCM: it applies to --stdin only")
     if from_file is not None:
         if device is not None or rate is not None or channels is not None:
             raise EdgeAscError("--device, --rate and --channels do not apply to --from-file")
         return FileSource(from_file, realtime=not fast)
-    rate = rate if rate is not None else default_rate  # an explicit 0 is refused, not defaulted
     channels = channels if channels is not None else 1
     if stdin:
         if device is not None:
             raise EdgeAscError("--device does not apply to --stdin")
-        return StdinSource(rate, channels, pcm)
+        if rate is None:
+            raise EdgeAscError(
+                "--stdin needs --rate: raw PCM does not say its sample rate, and read at "
+                "another one it is classified wrong without a sign (arecord's -r)"
+            )
+        stream = stdin_stream if stdin_stream is not None else sys.stdin.buffer
+        if is_terminal(stream):
+            raise EdgeAscError(
+                "--stdin reads raw PCM from a pipe, but standard input is a terminal: e.g. "
+                f"arecord -f S16_LE -r {rate} -c {channels} | edge-asc listen --stdin --rate {rate}"
+            )
+        return StdinSource(rate, channels, pcm or "S16_LE", stream)
+    rate = rate if rate is not None else default_rate  # an explicit 0 is refused, not defaulted
     check_format(rate, channels, "--rate/--channels")  # before any device is opened
     return MicSource(device, rate, channels)

@@ -223,10 +223,10 @@ def test_bad_audio_is_one_line_and_exit_2(command, tmp_path, shared_data, monkey
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--stdin", "--rate", "1000000"], "unsupported sample rate 1000000 Hz"),
-        (["--stdin", "--channels", "64"], "unsupported channel count 64"),
-        (["--rate", "4000"], "unsupported sample rate 4000 Hz"),  # before any device is opened
-        (["--channels", "0"], "unsupported channel count 0"),
+        (["--stdin", "--rate", "1000000"], "--rate must be at least 8,000 and at most 384,000 Hz"),
+        (["--stdin", "--rate", "16000", "--channels", "64"], "--channels must be at least 1"),
+        (["--rate", "4000"], "--rate must be at least 8,000"),  # before any device is opened
+        (["--channels", "0"], "--channels must be at least 1 and at most 32 (got 0)"),
         (["--stdin", "--stuck-after", "-1"], "--stuck-after"),
     ],
 )
@@ -320,3 +320,88 @@ def test_cli_does_not_load_pydantic(shared_data):
     assert result.returncode == 0, result.stderr
     assert '"label"' in result.stdout  # classify's JSON line
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# --- numbers: every numeric option of every command, finite and in range -----------------------
+
+CLIP = "urbansound8k-16k/fold3/103199-4-0-0.flac"
+# Out-of-range values of each numeric option; test_every_numeric_option_is_covered keeps this
+# in step with the commands, so an option added later cannot go unchecked.
+BAD_NUMBERS = {
+    ("classify", "--hop"): ["nan", "inf", "-inf", "0", "-0.5", "61"],
+    ("train", "--epochs"): ["-1", "10001"],
+    ("train", "--seed"): ["-1", str(2**32)],
+    ("listen", "--rate"): ["0", "-16000", "4000", "1000000"],
+    ("listen", "--channels"): ["0", "-1", "33"],
+    ("listen", "--threads"): ["0", "-1", "1000"],
+    ("listen", "--hop"): ["nan", "inf", "0", "-0.5", "61"],
+    ("listen", "--smooth-windows"): ["0", "-3", str(10**30)],
+    ("listen", "--margin"): ["nan", "-0.1", "1", "inf"],
+    ("listen", "--threshold"): ["nan", "-0.1", "1.5"],
+    ("listen", "--top-k"): ["0", "-1", "11"],  # 11: one more than the model's classes
+    ("listen", "--log-max-mb"): ["nan", "inf", "0", "-1", "1e-9"],
+    ("listen", "--log-keep"): ["-1", "1001"],
+    ("listen", "--stuck-after"): ["nan", "inf", "-1"],
+    ("bench", "--runs"): ["0", "-5"],
+    ("bench", "--fast-seconds"): ["nan", "inf", "1"],
+    ("bench", "--realtime-seconds"): ["nan", "inf", "0"],
+}
+
+
+def numeric_options() -> set[tuple[str, str]]:
+    """(command, option) for every int or float option the app declares."""
+    import typer
+
+    from edge_asc.cli import app
+
+    group = typer.main.get_command(app)
+    return {
+        (name, param.opts[0])
+        for name, command in group.commands.items()
+        for param in command.params
+        if param.type.name in {"int", "integer", "float"}
+    }
+
+
+def test_every_numeric_option_is_covered():
+    assert numeric_options() == set(BAD_NUMBERS)
+
+
+def number_case_args(command: str, option: str, value: str, tmp_path: Path, shared_data: Path):
+    """A command line that would run (briefly) if the value were accepted."""
+    clip = str(shared_data / CLIP)
+    base = {
+        "classify": [clip],
+        "train": [str(tmp_path / "no-data"), "--quick"],
+        "listen": ["--from-file", clip, "--fast", "--display", "none"],
+        "bench": ["--runs", "3", "--fast-seconds", "4", "--realtime-seconds", "2"],
+    }[command]
+    if option in {"--rate", "--channels"}:  # they do not apply to --from-file
+        base = ["--stdin", "--rate", "16000"]
+    return [command, *base, f"{option}={value}"]  # the last occurrence wins
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "value"),
+    [(c, o, v) for (c, o), values in BAD_NUMBERS.items() for v in values],
+)
+def test_bad_numbers_are_one_line_naming_the_option(
+    command, option, value, tmp_path, shared_data, monkeypatch, capsys
+):
+    args = number_case_args(command, option, value, tmp_path, shared_data)
+    code, out, err = main_in_process(monkeypatch, capsys, *args)
+    assert_one_line_error(code, out, err, f"{option} must be", case=" ".join(args))
+    others = {o for c, o in BAD_NUMBERS if c == command and o != option}
+    assert not [o for o in others if o in err], err  # the one option at fault, no other
+
+
+def test_numbers_at_their_limits_are_accepted(shared_data, monkeypatch, capsys):
+    clip = str(shared_data / CLIP)
+    code, out, err = main_in_process(monkeypatch, capsys, "classify", "--hop", "60", clip)
+    assert code in (0, None) and out.startswith(clip), err
+    args = ["listen", "--from-file", clip, "--fast", "--display", "plain", "--threads", "1"]
+    args += ["--margin", "0", "--threshold", "1", "--top-k", "10", "--smooth-windows", "1"]
+    args += ["--stuck-after", "0", "--hop", "0.02"]
+    code, out, err = main_in_process(monkeypatch, capsys, *args)
+    assert code in (0, None), err
+    assert len(out.splitlines()) > 100  # a window every 20 ms of a 4-s clip

@@ -59,7 +59,17 @@ def test_kill_9_at_random_moments_loses_at_most_the_line_in_flight(pcm, tmp_path
     """A listener fed as fast as it reads, killed at a random moment: in start-up, in the
     torn-tail check of its log, or (mostly) while it writes records several times a second."""
     log = tmp_path / "out.jsonl"
-    cmd = [*EDGE_ASC, "listen", "--stdin", "--display", "none", "--log", str(log)]
+    cmd = [
+        *EDGE_ASC,
+        "listen",
+        "--stdin",
+        "--rate",
+        "16000",
+        "--display",
+        "none",
+        "--log",
+        str(log),
+    ]
     cmd += ["--top-k", "10", "--log-max-mb", "1000"]
     rng = random.Random(5)
     kept: list[dict] = []
@@ -144,6 +154,8 @@ def test_a_full_disk_is_said_once_and_the_log_catches_up(shared_data, tmp_path):
         tmp_path,
         "listen",
         "--stdin",
+        "--rate",
+        "16000",
         "--log",
         str(log),
         "--display",

@@ -140,7 +140,18 @@ def test_constant_input_and_nan_are_said_once_and_flagged(classifier, clip, tmp_
     signal_in = np.concatenate(parts).astype("<f4")
     starts = np.cumsum([0] + [p.size for p in parts])  # sample where each part begins
     log = tmp_path / "out.jsonl"
-    args = ["listen", "--stdin", "--format", "FLOAT_LE", "--log", str(log), "--top-k", "10"]
+    args = [
+        "listen",
+        "--stdin",
+        "--rate",
+        "16000",
+        "--format",
+        "FLOAT_LE",
+        "--log",
+        str(log),
+        "--top-k",
+        "10",
+    ]
     listener = Listener(tmp_path, *args, "--display", "plain", stdin=subprocess.PIPE)
     try:
         assert listener.proc.stdin is not None

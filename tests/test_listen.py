@@ -455,7 +455,7 @@ def test_48k_stereo_24_bit_file_and_stdin_equal_offline(classifier, shared_data,
 def test_sigterm_on_stdin_stops_cleanly(us8k_clip, tmp_path):
     """The writer stays silent but open: SIGTERM must still end the listener, exit 0."""
     log = tmp_path / "out.jsonl"
-    args = ("listen", "--stdin", "--log", str(log), "--display", "plain")
+    args = ("listen", "--stdin", "--rate", "16000", "--log", str(log), "--display", "plain")
     listener = Listener(tmp_path, *args, stdin=subprocess.PIPE)
     try:
         assert listener.proc.stdin is not None
@@ -476,7 +476,7 @@ def test_sighup_reopens_the_log_for_logrotate(us8k_clip, tmp_path):
     """logrotate renames the file, then `systemctl reload` sends SIGHUP: new lines go to a new
     file at the same path, the renamed one keeps complete lines, and the listener goes on."""
     log = tmp_path / "out.jsonl"
-    args = ("listen", "--stdin", "--log", str(log), "--display", "none")
+    args = ("listen", "--stdin", "--rate", "16000", "--log", str(log), "--display", "none")
     listener = Listener(tmp_path, *args, stdin=subprocess.PIPE)
     pcm = sf.read(us8k_clip, dtype="int16")[0].tobytes()
     try:
@@ -548,7 +548,7 @@ def test_user_errors_are_one_line(us8k_clip):
     for args in (
         ["listen", "--fast"],
         ["listen", "--from-file", str(us8k_clip), "--stdin"],
-        ["listen", "--stdin", "--format", "mp3"],
+        ["listen", "--stdin", "--rate", "16000", "--format", "mp3"],
         ["listen", "--from-file", str(us8k_clip), "--smoothing", "median"],
         ["listen", "--from-file", "missing.wav"],
     ):
