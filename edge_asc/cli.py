@@ -246,6 +246,27 @@ def train(
     run_pipeline(options)
 
 
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="ONNX model file.", readable=False)],
+    data: Annotated[
+        Path,
+        typer.Argument(help="Labelled data: meta.csv with folds, TAU 2022, or class folders."),
+    ],
+    folds: Annotated[
+        str, typer.Option("--folds", help="Comma-separated folds/splits (default: every clip).")
+    ] = "",
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for confusion.png and reliability.png.")
+    ] = Path("runs/evaluate"),
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, not tables.")] = False,
+) -> None:
+    """Score a model on labelled clips, each decided as classify: accuracy, log loss, per class."""
+    from edge_asc.training.evaluate import run
+
+    run(model, data, folds.split(","), out, as_json)
+
+
 DisplayOption = Annotated[
     str,
     typer.Option(

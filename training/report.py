@@ -217,7 +217,13 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def confusion_png(matrix: list[list[int]], labels: list[str], path: Path) -> None:
+def confusion_png(
+    matrix: list[list[int]],
+    labels: list[str],
+    path: Path,
+    title: str = "Fused INT8 ensemble, validation clips",
+) -> None:
+    """Rows true, columns predicted, cells clip counts; the title says whose and on what clips."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,7 +248,7 @@ def confusion_png(matrix: list[list[int]], labels: list[str], path: Path) -> Non
                     fontsize=7,
                     color="white" if v > top / 2 else "black",
                 )
-    ax.set_title("Fused INT8 ensemble, validation clips")
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
