@@ -8,7 +8,12 @@ Built to run for months on a Pi:
   plus one line, ever lie on disk;
 - a write that fails while running (a full disk, a file size limit, an I/O error) does not stop
   the listener: the records are held in memory (up to `hold_bytes`, the oldest dropped first),
-  the failure is reported once, and they are written, in order, as soon as a write succeeds.
+  the failure is reported once, and they are written, in order, as soon as a write succeeds;
+- it never cuts, appends to or rotates away a file it did not write: an existing file must be
+  empty or begin with one of its records (JSON Lines) or its header (CSV), whole or cut short
+  by a kill, and be a regular file (not a FIFO, a device or /proc/version); the same holds for
+  the rotated files (path.1 ...) a rotation would replace. Anything else is refused at the
+  start (EdgeAscError), the file left byte for byte as it was.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import stat
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any
 
 from edge_asc.errors import EdgeAscError, warn
@@ -33,6 +38,18 @@ DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 DEFAULT_KEEP = 5
 DEFAULT_HOLD_BYTES = 1024 * 1024  # ~2,500 records: 20 minutes of a full disk at a 0.5-s hop
 TORN_TAIL_LIMIT = 64 * 1024  # a cut record is shorter than this; a longer tail is not ours
+HEAD_BYTES = 64 * 1024  # read from an existing file's start to tell whether it is a log of ours
+# In every record any version has written; a first line with all of them is one of ours.
+RECORD_KEYS = frozenset({"time", "offset_s", "label", "confidence", "model"})
+RECORD_START = b'{"time":"'  # how json.dumps(record(...)) begins: a cut first record still does
+FORMAT_NAMES = MappingProxyType({"jsonl": "JSON Lines", "csv": "CSV"})
+SUFFIX_FORMATS = MappingProxyType(
+    {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}
+)
+
+
+class ForeignFileError(EdgeAscError):
+    """The log path holds something this app did not write: it is left alone."""
 
 
 def utc_iso(pred: Prediction) -> str:
@@ -72,6 +89,56 @@ def csv_row(rec: dict[str, Any]) -> list[Any]:
     for label, p in rec["top_k"].items():
         row += [label, p]
     return row
+
+
+def csv_line(row: list[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()
+
+
+def log_kind(head: bytes, size: int) -> str | None:
+    """What a file beginning with `head` (of `size` bytes) is: "empty", "jsonl" or "csv" when
+    this app wrote it (its first line one of our records or our header, whole or cut short by a
+    kill in the first write), None when it did not."""
+    if size == 0:
+        return "empty" if not head else None  # /proc/version: size 0, yet it has content
+    end = head.find(b"\n")
+    if end < 0:  # one line, no end: a first write cut short, or not ours
+        if len(head) < size:
+            return None  # longer than any record
+        if head.startswith(RECORD_START):
+            return "jsonl"
+        header = csv_line(csv_header(0)).encode()
+        return "csv" if len(head) > len(b"time,") and header.startswith(head) else None
+    first = head[:end]
+    try:
+        rec = json.loads(first)
+    except ValueError:  # UnicodeDecodeError included
+        rec = None
+    if isinstance(rec, dict) and rec.keys() >= RECORD_KEYS:
+        return "jsonl"
+    try:
+        row = next(csv.reader([first.decode("utf-8")]), [])
+    except UnicodeDecodeError:
+        return None
+    fixed = csv_header(0)
+    return "csv" if row[: len(fixed)] == fixed else None
+
+
+def inspect_existing(path: Path) -> str | None:
+    """log_kind of the file at `path` (None: not a regular file); "missing" when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return "missing"
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return log_kind(os.pread(fd, HEAD_BYTES, 0), info.st_size)
+    finally:
+        os.close(fd)
 
 
 def rotate(path: Path, keep: int) -> None:
@@ -150,10 +217,15 @@ class PredictionLog:
         self._closed = False
         if self.path.is_dir():
             raise EdgeAscError(f"the log path is a directory: {self.path}")
+        named = SUFFIX_FORMATS.get(self.path.suffix.lower())
+        if named not in (None, log_format):
+            raise EdgeAscError(
+                f"the log {self.path} is named as {FORMAT_NAMES[named]}, but the log format is "
+                f"{log_format}: name it .{log_format}, or choose --log-format {named}"
+            )
         try:
-            if self._needs_new_file():
-                rotate(self.path, keep)
-            self._open()
+            self._check_rotated()
+            self._open(starting=True)
         except OSError as err:
             raise EdgeAscError(f"cannot open the log {self.path}: {err.strerror}") from err
 
@@ -162,26 +234,60 @@ class PredictionLog:
         """Records waiting in memory for the disk (0 unless writing fails)."""
         return len(self._held)
 
-    def _needs_new_file(self) -> bool:
+    def _check_rotated(self) -> None:
+        """A rotation replaces path.1 ... path.<keep>: each must be a log of ours, or absent."""
+        for i in range(1, self.keep + 1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if inspect_existing(older) is None:
+                raise ForeignFileError(
+                    f"rotating the log {self.path} would replace {older}, which edge-asc did not "
+                    "write: move it, or choose another log path"
+                )
+
+    def _owned(self, fd: int) -> tuple[int, bytes]:
+        """(size, first bytes) of the file open at `fd`, once it is known to be a log of ours
+        in this format; ForeignFileError otherwise, before a byte of it is changed."""
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ForeignFileError(f"the log {self.path} is not a regular file")
+        head = os.pread(fd, HEAD_BYTES, 0)
+        kind = log_kind(head, info.st_size)
+        if kind is None:
+            what = "is not a regular file" if info.st_size == 0 else "was not written by edge-asc"
+            raise ForeignFileError(
+                f"the log {self.path} {what}: it is left as it is; choose another log path"
+            )
+        if kind not in ("empty", self.format):
+            raise ForeignFileError(
+                f"the log {self.path} holds {FORMAT_NAMES[kind]}; --log-format {self.format} "
+                f"would not append to it: choose --log-format {kind}, or another log path"
+            )
+        return info.st_size, head
+
+    def _replace_at_start(self, size: int, head: bytes) -> bool:
         """Rotate first when the file is full, or (CSV) when its columns differ from ours."""
-        if not self.path.is_file():
-            return False
-        if self.path.stat().st_size >= self.max_bytes:
+        if size >= self.max_bytes:
             return True
-        if self.format == "csv" and self.path.stat().st_size:
-            with open(self.path, newline="", errors="replace") as fh:
-                return next(csv.reader(fh), []) != csv_header(self.top_k)
+        if self.format == "csv" and size:
+            first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+            return next(csv.reader([first]), []) != csv_header(self.top_k)
         return False
 
-    def _open(self) -> None:
-        """Open for appending; drop a record an earlier run was killed in the middle of."""
+    def _open(self, starting: bool = False) -> None:
+        """Open a log of ours for appending (ForeignFileError for anything else); drop a record an
+        earlier run was killed in the middle of. O_NONBLOCK: a FIFO must not block the open."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
         fd = os.open(self.path, flags, 0o666)
         try:
-            info = os.fstat(fd)
-            size = info.st_size
-            if stat.S_ISREG(info.st_mode):
+            size, head = self._owned(fd)
+            if starting and self._replace_at_start(size, head):
+                os.close(fd)
+                fd = -1
+                rotate(self.path, self.keep)
+                self._open()
+                return
+            if size:
                 torn = torn_tail(fd, size)
                 if torn > 0:
                     os.ftruncate(fd, size - torn)
@@ -190,28 +296,24 @@ class PredictionLog:
                         f"dropped an incomplete last line ({torn} bytes) of {self.path}: "
                         "an earlier run was stopped in the middle of writing it"
                     )
-                elif torn < 0:  # not a log of ours: never glue a record to its last line
+                elif torn < 0:  # a last line longer than any record: never glue one to it
                     os.write(fd, b"\n")
                     size += 1
             if self.format == "csv" and size == 0:
-                header = self._csv_line(csv_header(self.top_k)).encode("utf-8")
+                header = csv_line(csv_header(self.top_k)).encode("utf-8")
                 append(fd, header, 0)
                 size = len(header)
-        except OSError:
-            os.close(fd)
+        except (OSError, ForeignFileError):
+            if fd >= 0:
+                os.close(fd)
             raise
         self._fd, self._size = fd, size
-
-    def _csv_line(self, row: list[Any]) -> str:
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerow(row)
-        return buf.getvalue()
 
     def line(self, pred: Prediction) -> bytes:
         rec = record(pred, self.top_k)
         if self.format == "jsonl":
             return (json.dumps(rec, separators=(",", ":")) + "\n").encode("utf-8")
-        return self._csv_line(csv_row(rec)).encode("utf-8")
+        return csv_line(csv_row(rec)).encode("utf-8")
 
     def write(self, pred: Prediction) -> None:
         """Log one window; never raises for the disk's sake once the log is open."""
@@ -230,7 +332,7 @@ class PredictionLog:
                     self._open()
                 assert self._fd is not None
                 append(self._fd, self._held[0], self._size)
-            except OSError as err:
+            except (OSError, ForeignFileError) as err:  # a foreign file put there while running
                 self._fail(err)
                 return
             data = self._held.popleft()
@@ -246,10 +348,10 @@ class PredictionLog:
             )
             self._failure, self._dropped = None, 0
 
-    def _fail(self, err: OSError) -> None:
+    def _fail(self, err: OSError | ForeignFileError) -> None:
         """Say once why the log cannot be written; keep the newest records up to the limit."""
         if self._failure is None:
-            self._failure = err.strerror or str(err)
+            self._failure = (err.strerror if isinstance(err, OSError) else None) or str(err)
             self.notify(
                 f"cannot write the log {self.path} ({self._failure}); the listener goes on, "
                 f"holding up to {self.hold_bytes // 1024} KiB of records in memory and "
@@ -277,7 +379,7 @@ class PredictionLog:
         self._close_fd()
         try:
             self._open()
-        except OSError as err:
+        except (OSError, ForeignFileError) as err:
             self._fail(err)  # said once; the next write tries again
             return
         self._drain()

@@ -405,3 +405,38 @@ def test_numbers_at_their_limits_are_accepted(shared_data, monkeypatch, capsys):
     code, out, err = main_in_process(monkeypatch, capsys, *args)
     assert code in (0, None), err
     assert len(out.splitlines()) > 100  # a window every 20 ms of a 4-s clip
+
+
+# --- --log never damages a file the app did not write -------------------------------------------
+
+
+def test_log_onto_a_file_it_did_not_write_is_refused_untouched(tmp_path, shared_data):
+    """The issue's case: `--log rec.flac` cut the recording's last 84 bytes and appended JSON.
+    A subprocess each, with a timeout: a FIFO must be refused, not block the start."""
+    from edge_asc.model import default_model_path
+
+    clip = str(shared_data / CLIP)
+    targets = {
+        "rec.flac": (shared_data / "tut-urban-2018-demo" / "park.flac").read_bytes(),
+        "model.onnx": default_model_path().read_bytes(),
+        "notes.txt": b"a text file\nwith two lines",
+    }
+    cases = []
+    for name, data in targets.items():
+        (tmp_path / name).write_bytes(data)
+        cases.append((["--log", str(tmp_path / name)], "was not written by edge-asc"))
+    os.mkfifo(tmp_path / "fifo")
+    cases.append((["--log", str(tmp_path / "fifo")], "is not a regular file"))
+    cases.append((["--log", "/proc/version"], "/proc/version"))
+    ours = tmp_path / "ours.jsonl"
+    assert run("listen", "--from-file", clip, "--fast", "--log", str(ours)).returncode == 0
+    cases.append((["--log", str(ours), "--log-format", "csv"], "JSON Lines"))
+    targets["ours.jsonl"] = ours.read_bytes()
+    demo = run("demo", "--fast", "--log", str(tmp_path / "notes.txt"), "--display", "none")
+    assert_one_line_error(demo.returncode, demo.stdout, demo.stderr, "not written by edge-asc")
+    for args, words in cases:
+        result = run("listen", "--from-file", clip, "--fast", "--display", "plain", *args)
+        assert_one_line_error(result.returncode, result.stdout, result.stderr, words, case=args)
+    for name, data in targets.items():
+        assert (tmp_path / name).read_bytes() == data, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*targets, "fifo"])

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_asc.errors import EdgeAscError
-from edge_asc.sinks import PredictionLog, csv_header, record, rotate
+from edge_asc.sinks import SUFFIX_FORMATS, PredictionLog, csv_header, record, rotate
 from edge_asc.stream import Prediction
 
 LABELS = ["dog_bark", "siren", "jackhammer", "street_music"]
@@ -114,11 +116,13 @@ def test_rotation_caps_the_disk(tmp_path):
 def test_a_full_log_rotates_on_open(tmp_path):
     path = tmp_path / "out.jsonl"
     line_bytes = len(json.dumps(record(prediction(), 3), separators=(",", ":"))) + 1
-    path.write_text("x" * (line_bytes + 20) + "\n")
+    with PredictionLog(path) as log:
+        log.write(prediction(0))
+        log.write(prediction(1))
     with PredictionLog(path, max_bytes=line_bytes + 10, keep=1) as log:  # room for one record
-        log.write(prediction())
-    assert (tmp_path / "out.jsonl.1").read_text().startswith("x")
-    assert json.loads(path.read_text())["label"] == "siren"
+        log.write(prediction(2))
+    old = [json.loads(line)["offset_s"] for line in (tmp_path / "out.jsonl.1").open()]
+    assert old == [0.0, 0.5] and json.loads(path.read_text())["offset_s"] == 1.0
 
 
 def test_keep_zero_deletes(tmp_path):
@@ -153,27 +157,141 @@ def test_a_torn_last_line_is_dropped_not_glued(tmp_path):
     assert len(notices) == 1 and "incomplete last line (57 bytes)" in notices[0]
 
 
-def test_a_foreign_file_without_newline_is_not_cut(tmp_path):
-    """A long last line cannot be a cut record of ours: keep it, start a new line."""
+def test_a_long_last_line_is_not_cut(tmp_path):
+    """A last line longer than any record cannot be a cut record: keep it, start a new line."""
     path = tmp_path / "out.jsonl"
-    path.write_text("x" * 70_000)
-    with PredictionLog(path, max_bytes=10**6) as log:
+    with PredictionLog(path) as log:
         log.write(prediction(0))
+    with path.open("a") as fh:
+        fh.write("x" * 70_000)
+    with PredictionLog(path, max_bytes=10**6) as log:
+        log.write(prediction(1))
     lines = path.read_text().splitlines()
-    assert lines[0] == "x" * 70_000 and json.loads(lines[1])["offset_s"] == 0.0
+    assert lines[1] == "x" * 70_000 and json.loads(lines[2])["offset_s"] == 0.5
 
 
-def test_a_full_device_is_said_once_and_held_records_are_capped():
-    """/dev/full: every write fails with ENOSPC. The log never raises, says so once, and holds
-    only the newest records up to its limit."""
+# --- files it did not write: refused, left byte for byte as they were -------------------------
+
+
+def foreign_files(folder: Path, shared_data: Path) -> dict[str, Path]:
+    """Real files a --log could be pointed at by mistake."""
+    from edge_asc.model import default_model_path
+
+    files = {
+        "recording.flac": (shared_data / "tut-urban-2018-demo" / "park.flac").read_bytes(),
+        "model.onnx": default_model_path().read_bytes(),
+        "notes.txt": b"shopping list\nmilk\n",
+        "no-newline.jsonl": b"one short line that is not a record",
+        "other.jsonl": b'{"time": "noon", "what": "a log of another program"}\n',
+        "other.csv": b"time,temperature\n12:00,21.5\n",
+        "a-list.jsonl": b'[1, 2, 3]\n{"time":"x"}\n',
+        "binary.log": bytes(range(256)) * 40,
+    }
+    out = {}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+        out[name] = folder / name
+    return out
+
+
+@pytest.mark.parametrize("log_format", ["jsonl", "csv"])
+def test_files_it_did_not_write_are_refused_untouched(log_format, tmp_path, shared_data):
+    for name, path in foreign_files(tmp_path, shared_data).items():
+        before = path.read_bytes()
+        if SUFFIX_FORMATS.get(path.suffix, log_format) != log_format:
+            continue  # refused for its name already: test_a_format_mismatch_is_refused
+        with pytest.raises(EdgeAscError, match="was not written by edge-asc"):
+            PredictionLog(path, log_format=log_format)
+        assert path.read_bytes() == before, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        foreign_files(tmp_path, shared_data)
+    )
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "/dev/full", "/proc/version", "fifo"])
+def test_what_is_not_a_regular_file_is_refused(target, tmp_path):
+    """Records written there would be lost (or block: a FIFO nobody reads)."""
+    path = Path(target)
+    if target == "fifo":
+        path = tmp_path / "fifo.jsonl"
+        os.mkfifo(path)
+    with pytest.raises(EdgeAscError, match="is not a regular file"):
+        PredictionLog(path)
+
+
+def test_a_rotation_never_replaces_a_file_it_did_not_write(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with PredictionLog(path) as log:
+        log.write(prediction(0))
+    (tmp_path / "out.jsonl.2").write_text("my notes\n")
+    with pytest.raises(EdgeAscError, match=r"would replace .*out\.jsonl\.2"):
+        PredictionLog(path, keep=2)
+    assert (tmp_path / "out.jsonl.2").read_text() == "my notes\n"
+    with PredictionLog(path, keep=1) as log:  # .2 is beyond what this rotation touches
+        log.write(prediction(1))
+
+
+def test_a_format_mismatch_is_refused(tmp_path):
+    """Never CSV into a JSON Lines log (nor the other way), nor under the other's name."""
+    jsonl, csv_log = tmp_path / "out.jsonl", tmp_path / "out.csv"
+    with PredictionLog(jsonl) as log:
+        log.write(prediction(0))
+    with PredictionLog(csv_log, log_format="csv") as log:
+        log.write(prediction(0))
+    for path, fmt in ((jsonl, "csv"), (csv_log, "jsonl")):
+        before = path.read_bytes()
+        with pytest.raises(EdgeAscError, match="named as"):
+            PredictionLog(path, log_format=fmt)
+        assert path.read_bytes() == before
+        renamed = path.rename(tmp_path / f"{path.name}.log")  # the content alone decides
+        with pytest.raises(EdgeAscError, match=f"--log-format {fmt} would not append"):
+            PredictionLog(renamed, log_format=fmt)
+        assert renamed.read_bytes() == before
+    with pytest.raises(EdgeAscError, match="named as JSON Lines"):
+        PredictionLog(tmp_path / "new.jsonl", log_format="csv")
+    assert not (tmp_path / "new.jsonl").exists()
+    with PredictionLog(tmp_path / "new.log", log_format="csv") as log:  # a neutral name: either
+        log.write(prediction(0))
+
+
+@pytest.mark.parametrize("log_format", ["jsonl", "csv"])
+def test_its_own_cut_first_line_and_an_empty_file_are_taken(log_format, tmp_path):
+    """A kill in the very first write leaves part of a record (or the CSV header): ours."""
+    whole = tmp_path / f"whole.{log_format}"
+    with PredictionLog(whole, log_format=log_format) as log:
+        log.write(prediction(0))
+    first = whole.read_bytes().split(b"\n")[0]
+    for name, data in (("cut", first[: len(first) // 2]), ("empty", b"")):
+        path = tmp_path / f"{name}.{log_format}"
+        path.write_bytes(data)
+        with PredictionLog(path, log_format=log_format, notify=lambda _: None) as log:
+            log.write(prediction(1))
+        lines = path.read_text().splitlines()
+        assert len(lines) == (2 if log_format == "csv" else 1), (name, lines)
+        assert lines[-1] == whole.read_text().splitlines()[-1].replace("0.0", "0.5", 1)
+
+
+def test_a_full_disk_is_said_once_and_held_records_are_capped(tmp_path):
+    """Every write fails (a file size limit of 0: EFBIG, as a full disk gives ENOSPC). The log
+    never raises, says so once, and holds only the newest records up to its limit."""
+    import resource
+    import signal
+
     notices: list[str] = []
-    log = PredictionLog("/dev/full", notify=notices.append, hold_bytes=4096)
+    log = PredictionLog(tmp_path / "out.jsonl", notify=notices.append, hold_bytes=4096)
     line_bytes = len(log.line(prediction()))
-    for i in range(200):
-        log.write(prediction(i))
-    assert len(notices) == 1 and "No space left on device" in notices[0]
-    assert log.held == 4096 // line_bytes
-    log.close()
+    old = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, old[1]))
+    try:
+        for i in range(200):
+            log.write(prediction(i))
+        assert len(notices) == 1 and "File too large" in notices[0]
+        assert log.held == 4096 // line_bytes
+        log.close()  # the disk still full
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, old)
+        signal.signal(signal.SIGXFSZ, handler)
     assert len(notices) == 2 and f"{4096 // line_bytes} records could not be written" in notices[1]
 
 
