@@ -25,6 +25,7 @@ import numpy as np
 from edge_asc.audio_io import read_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig, LogMel, tile_to_window, windows
+from edge_asc.training.augment import Speed
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64"}
@@ -133,28 +134,38 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
 
-    def frames(self, clip_path: Path) -> np.ndarray:
-        """(n_frames, n_mels) float32 log-mel frames of one audio file, from cache or computed."""
+    def frames(self, clip_path: Path, variant: Speed | None = None) -> np.ndarray:
+        """(n_frames, n_mels) float32 log-mel frames of one audio file, from cache or computed;
+        with `variant`, of the file played at another speed (an augmentation), cached apart."""
         path = Path(clip_path).expanduser().resolve()
         try:
             stat = path.stat()
         except OSError as err:
             raise EdgeAscError(f"audio file not found: {clip_path}") from err
-        entry = self.directory / f"{self._key(path, stat.st_size, stat.st_mtime_ns)}.npy"
+        key = self._key(path, stat.st_size, stat.st_mtime_ns, variant.key if variant else "")
+        entry = self.directory / f"{key}.npy"
         cached = self._load_entry(entry)
         if cached is not None:
             self.hits += 1
             return cached
         self.misses += 1
-        frames = self._logmel.compute(read_audio(path, self.config.sample_rate))
+        signal = read_audio(path, self.config.sample_rate)
+        if variant is not None:
+            signal = variant.apply(signal, self.config.sample_rate)
+        frames = self._logmel.compute(signal)
         self._store(entry, frames)
         return frames
 
-    def load_all(self, clips: Iterable[Clip | Path], progress: bool = True) -> list[np.ndarray]:
+    def load_all(
+        self,
+        clips: Iterable[Clip | Path],
+        progress: bool = True,
+        variant: Speed | None = None,
+    ) -> list[np.ndarray]:
         """Frames of every clip in order, with a rich progress bar on stderr when `progress`."""
         paths = [c.path if isinstance(c, Clip) else Path(c) for c in clips]
         if not progress:
-            return [self.frames(p) for p in paths]
+            return [self.frames(p, variant) for p in paths]
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -174,14 +185,18 @@ class FeatureCache:
         )
         out: list[np.ndarray] = []
         with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-            task = bar.add_task("log-mel features", total=len(paths))
+            what = f"log-mel features, {variant.key}" if variant else "log-mel features"
+            task = bar.add_task(what, total=len(paths))
             for path in paths:
-                out.append(self.frames(path))
+                out.append(self.frames(path, variant))
                 bar.advance(task)
         return out
 
-    def _key(self, path: Path, size: int, mtime_ns: int) -> str:
-        ident = json.dumps([self._config_json, str(path), size, mtime_ns])
+    def _key(self, path: Path, size: int, mtime_ns: int, variant: str) -> str:
+        # The original's key leaves the variant out, so caches written before augmentation stay
+        # valid.
+        parts = [self._config_json, str(path), size, mtime_ns] + ([variant] if variant else [])
+        ident = json.dumps(parts)
         return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
     def _load_entry(self, entry: Path) -> np.ndarray | None:
@@ -241,10 +256,17 @@ class ClipFrames:
     lengths: np.ndarray  # each clip's frames (a clip shorter than a window is tiled to one)
     counts: np.ndarray  # windows drawn per clip and epoch: as many as the fixed grid gives
     window_frames: int
+    # How far a 1-dB gain moves each band once normalised (10 log10 e / std): what a gain
+    # augmentation adds to a window; None where the frames' scale is not known.
+    db_step: np.ndarray | None = None
 
     @classmethod
     def of(
-        cls, frames_list: Sequence[np.ndarray], window_frames: int, hop_frames: int
+        cls,
+        frames_list: Sequence[np.ndarray],
+        window_frames: int,
+        hop_frames: int,
+        db_step: np.ndarray | None = None,
     ) -> ClipFrames:
         if not frames_list:
             raise ValueError("no clips to make windows from")
@@ -252,7 +274,7 @@ class ClipFrames:
         lengths = np.array([len(f) for f in tiled], dtype=np.int64)
         counts = (lengths - window_frames) // hop_frames + 1
         frames = np.concatenate(tiled).astype(np.float32, copy=False)
-        return cls(frames, lengths, counts, window_frames)
+        return cls(frames, lengths, counts, window_frames, db_step)
 
     @property
     def first(self) -> np.ndarray:
@@ -264,7 +286,9 @@ class ClipFrames:
         first = self.first
         parts = [self.frames[first[i] : first[i] + self.lengths[i]] for i in clips]
         frames = np.concatenate(parts) if parts else self.frames[:0]  # none: nothing to draw
-        return ClipFrames(frames, self.lengths[clips], self.counts[clips], self.window_frames)
+        return ClipFrames(
+            frames, self.lengths[clips], self.counts[clips], self.window_frames, self.db_step
+        )
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """Each clip's `counts` windows at uniformly random starts, clip after clip (so the fixed

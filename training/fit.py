@@ -28,6 +28,7 @@ class FitOptions:
     mixup: float = 0.0  # alpha of the Beta(alpha, alpha) mixing weight of window pairs (0: off)
     mask_bands: int = 0  # widest run of mel bands zeroed per window, SpecAugment style (0: off)
     mask_frames: int = 0  # widest run of frames zeroed per window (0: off)
+    gain_db: float = 0.0  # each drawn window louder or quieter by up to this (0: off; needs clips)
 
 
 def seed_everything(seed: int) -> None:
@@ -53,7 +54,7 @@ def _freeze(model: Cnn, layers: tuple[int, ...]) -> None:
 
 def fit(
     model: Cnn,
-    x: np.ndarray,
+    x: np.ndarray | None,
     y: np.ndarray,
     options: FitOptions,
     progress: Progress | None = None,
@@ -62,8 +63,9 @@ def fit(
 ) -> Cnn:
     """AdamW with a one-cycle schedule; frozen convs keep their filters bit for bit.
 
-    With `clips` (the clips that `x` was cut from, on its fixed grid), every epoch cuts as many
-    windows from each clip as `x` holds, at random starts, so `y` still labels them.
+    With `clips`, every epoch cuts as many windows from each clip as its fixed grid holds, at
+    random starts, so `y` (one label per grid window, clip after clip) still labels them; `x`
+    is then not needed.
 
     Frozen first layers are what make shared-filter deduplication exact in the fused ensemble.
     With a `teacher` (the unpruned parent) and `options.distill` > 0, a pruned member also learns
@@ -87,7 +89,7 @@ def fit(
 
 def _epochs(
     model: Cnn,
-    x: np.ndarray,
+    x: np.ndarray | None,
     y: np.ndarray,
     options: FitOptions,
     progress: Progress | None,
@@ -98,7 +100,10 @@ def _epochs(
     rng = np.random.default_rng(options.seed)  # mixup weights (torch has no seeded Beta draw)
     if clips is not None and int(clips.counts.sum()) != len(y):
         raise ValueError(f"{len(y)} labels but the clips give {int(clips.counts.sum())} windows")
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+    if clips is None and x is None:
+        raise ValueError("fit needs windows or clips to draw them from")
+    yt = torch.from_numpy(y.astype(np.int64))
+    xt = torch.from_numpy(x) if clips is None else torch.empty((len(y), 0))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = max(1, -(-len(xt) // options.batch_size))
@@ -114,7 +119,7 @@ def _epochs(
         teacher.eval()
     for epoch in range(options.epochs):
         if clips is not None:
-            xt = torch.from_numpy(clips.draw(rng))
+            xt = torch.from_numpy(_gain(clips.draw(rng), clips, options.gain_db, rng))
         model.train()
         _freeze(model, options.frozen_convs)
         order = torch.randperm(len(xt), generator=generator)
@@ -164,6 +169,17 @@ def _augment(x: torch.Tensor, options: FitOptions, generator: torch.Generator) -
         shape = (n, 1, size, 1) if axis == 2 else (n, 1, 1, size)
         x.masked_fill_(hit.view(shape), 0.0)
     return x
+
+
+def _gain(
+    x: np.ndarray, clips: ClipFrames, gain_db: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A random gain per window, uniform in +-gain_db: in log-mel it is one offset per band
+    (exact above the log floor), so it costs an addition rather than a new front-end pass."""
+    if gain_db <= 0 or clips.db_step is None:
+        return x
+    db = rng.uniform(-gain_db, gain_db, size=(len(x), 1, 1, 1)).astype(np.float32)
+    return x + db * clips.db_step.astype(np.float32)[None, None, :, None]
 
 
 def _mix(

@@ -162,6 +162,12 @@ def markdown(results: dict[str, Any]) -> str:
             "could move it).",
             "",
         ]
+    if "ensemble_adds_over_best_member" in results:
+        lines += [
+            "Fused INT8 ensemble minus its best member: "
+            f"{100 * results['ensemble_adds_over_best_member']:+.1f} points.",
+            "",
+        ]
     sharing = ens.get("sharing", {})
     if sharing:
         lines += [
@@ -197,6 +203,8 @@ def _recipe(schedule: dict[str, Any]) -> list[str]:
             parts.append(f"mixup alpha {how['mixup']}")
         if how.get("mask_bands") or how.get("mask_frames"):
             parts.append(f"masks <= {how['mask_bands']} bands, <= {how['mask_frames']} frames")
+        if how.get("gain_db"):
+            parts.append(f"gain +-{how['gain_db']} dB")
         if how.get("distill"):
             parts.append(f"distillation {how['distill']} at T={how['temperature']}")
         if how.get("frozen_convs"):
@@ -208,8 +216,16 @@ def _recipe(schedule: dict[str, Any]) -> list[str]:
         ("parent and DCASE 2022 baseline", "full"),
         ("member fine-tuning", "finetune"),
     )
-    lines = ["Training recipe (AdamW, one-cycle schedule):", ""]
+    lines = ["Training recipe (AdamW, one-cycle schedule, random window starts):", ""]
     lines += [f"- {label}: {describe(schedule[key])}" for label, key in steps]
+    speeds = schedule.get("speeds") or []
+    lines.append(
+        "- each training clip also played at speed "
+        + ", ".join(f"{s:g}x" for s in speeds)
+        + " (pitch and tempo together)"
+        if speeds
+        else "- no speed variants"
+    )
     return [*lines, ""]
 
 

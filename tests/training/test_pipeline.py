@@ -13,12 +13,9 @@ from edge_asc.api import Classifier
 from edge_asc.training.data import Clip, load_dataset, split_clips
 from edge_asc.training.fit import predict
 from edge_asc.training.nets import load_model, singh_config
-from edge_asc.training.pipeline import (
-    PipelineOptions,
-    inner_splits,
-    members_within_budget,
-    run_pipeline,
-)
+from edge_asc.training.pipeline import PipelineOptions, run_pipeline
+from edge_asc.training.selection import members_within_budget
+from edge_asc.training.splits import inner_splits
 
 
 @pytest.fixture(scope="module")
