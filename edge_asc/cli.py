@@ -18,6 +18,7 @@ import typer
 from edge_asc.errors import EdgeAscError
 
 if TYPE_CHECKING:
+    from edge_asc.live import Display
     from edge_asc.model import Model
     from edge_asc.sinks import PredictionLog
     from edge_asc.sources import Source
@@ -317,7 +318,9 @@ def _run_live(
     hop: float,
     smoothing: SmoothingConfig,
     stuck_after: float = 10.0,
+    shown: Display | None = None,
 ) -> None:
+    """Run the live pipeline into the log and the display (`shown`, else the `display` mode's)."""
     from edge_asc.live import make_display, run
 
     try:
@@ -325,7 +328,7 @@ def _run_live(
             summary = run(
                 source,
                 loaded,
-                make_display(display, top_k),
+                shown or make_display(display, top_k),
                 sink,
                 hop,
                 smoothing,
@@ -474,23 +477,32 @@ def demo(
     log: Annotated[Path | None, typer.Option("--log", help="Also log to this file.")] = None,
     display: DisplayOption = "auto",
 ) -> None:
-    """Replay the bundled recording (a few street sounds) through the live pipeline."""
+    """Replay the bundled recording (four street sounds) through the live pipeline, each
+    window shown with the class that is playing, and a tally of right answers at the end."""
+    from edge_asc.live import DemoScore, ScoredDisplay, demo_segments, make_display
     from edge_asc.model import Model
     from edge_asc.sources import FileSource
 
     smoothing = _live_options(display, "mean", 4, 0.1, 0.3)
     loaded = Model(model)
+    score = DemoScore(demo_segments(sample("ATTRIBUTION.md").read_text()), loaded.card.window_seconds)
+    shown = ScoredDisplay(make_display(display, 3, annotate=score.note), score)
     sink = _open_log(log, "jsonl", 3, 10.0, 5)
-    _run_live(
-        FileSource(demo_recording(), realtime=not fast), loaded, display, 3, sink, 0.5, smoothing
-    )
+    source = FileSource(demo_recording(), realtime=not fast)
+    _run_live(source, loaded, display, 3, sink, 0.5, smoothing, shown=shown)
+    typer.echo(f"edge-asc: {score.line()}", err=True)
+
+
+def sample(name: str) -> Path:
+    """A file of the bundled samples (package data): the demo clip and its attribution."""
+    from importlib import resources
+
+    return Path(str(resources.files("edge_asc").joinpath("samples", name)))
 
 
 def demo_recording() -> Path:
-    """The bundled demo clip (package data; see samples/ATTRIBUTION.md)."""
-    from importlib import resources
-
-    return Path(str(resources.files("edge_asc").joinpath("samples", "demo.flac")))
+    """The bundled demo clip (see samples/ATTRIBUTION.md)."""
+    return sample("demo.flac")
 
 
 @app.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -49,11 +50,19 @@ class Display(Protocol):
     def stop(self) -> None: ...
 
 
+Annotate = Callable[[Prediction], str]  # extra text shown with a prediction (the demo's truth)
+
+
+def say_start(source: Source, model_id: str) -> None:
+    """What is being listened to, with which model: stderr, so the journal has it too."""
+    warn(f"listening to {source.description} with {model_id}")
+
+
 class NoDisplay:
-    """Nothing on stdout (the log alone, or a benchmark)."""
+    """Nothing on stdout (the log alone: a service); the start line still goes to stderr."""
 
     def start(self, source: Source, model_id: str) -> None:
-        pass
+        say_start(source, model_id)
 
     def update(self, pred: Prediction) -> None:
         pass
@@ -85,14 +94,16 @@ def plain_line(pred: Prediction) -> str:
 class PlainDisplay:
     """One line per prediction, flushed, for journald and pipes."""
 
-    def __init__(self, out: TextIO | None = None) -> None:
+    def __init__(self, out: TextIO | None = None, annotate: Annotate | None = None) -> None:
         self.out = out if out is not None else sys.stdout
+        self.annotate = annotate
 
     def start(self, source: Source, model_id: str) -> None:
-        print(f"edge-asc: listening to {source.description} with {model_id}", file=sys.stderr)
+        say_start(source, model_id)
 
     def update(self, pred: Prediction) -> None:
-        self.out.write(plain_line(pred) + "\n")
+        note = f"  {self.annotate(pred)}" if self.annotate else ""
+        self.out.write(plain_line(pred) + note + "\n")
         self.out.flush()
 
     def stop(self) -> None:
@@ -102,9 +113,12 @@ class PlainDisplay:
 class RichDisplay:
     """A live panel: the shown label, a bar per top class, time, input level, overflows."""
 
-    def __init__(self, top_k: int = 3, console: Console | None = None) -> None:
+    def __init__(
+        self, top_k: int = 3, console: Console | None = None, annotate: Annotate | None = None
+    ) -> None:
         self.top_k = top_k
         self.console = console or Console()
+        self.annotate = annotate
         self._live: Live | None = None
         self._source = "audio"
         self._model = ""
@@ -139,6 +153,8 @@ class RichDisplay:
             (f"overflows {pred.overflows}", overflow_style),
         )
         lines = [head, Text(""), bars, Text(""), foot]
+        if self.annotate:
+            lines[1:1] = [Text(self.annotate(pred), "cyan")]
         lines += [Text(f"warning: {WARNING_TEXT.get(w, w)}", "bold red") for w in pred.warnings]
         body = Group(*lines)
         return Panel(body, title=f"edge-asc: {self._source}", subtitle=self._model)
@@ -155,17 +171,92 @@ class RichDisplay:
                 self.console.line()  # a file or pipe gets the last panel and its newline
 
 
-def make_display(mode: str = "auto", top_k: int = 3) -> Display:
+def make_display(mode: str = "auto", top_k: int = 3, annotate: Annotate | None = None) -> Display:
     """`auto`: the rich panel at a terminal, plain lines otherwise."""
     if mode not in DISPLAYS:
         raise ValueError(f"display must be one of {DISPLAYS}")
     if mode == "auto":
         mode = "rich" if sys.stdout.isatty() else "plain"
     if mode == "rich":
-        return RichDisplay(top_k)
+        return RichDisplay(top_k, annotate=annotate)
     if mode == "plain":
-        return PlainDisplay()
+        return PlainDisplay(annotate=annotate)
     return NoDisplay()
+
+
+# --- the demo: what is playing, so a person can tell a right answer from a wrong one -------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float  # seconds into the recording
+    end: float
+    label: str
+
+
+def demo_segments(attribution: str) -> list[Segment]:
+    """The clips of the demo recording, from its ATTRIBUTION.md table (| 0-4 | dog_bark | ...),
+    the one place that says what was joined where."""
+    rows = re.findall(r"^\|\s*([\d.]+)-([\d.]+)\s*\|\s*(\w+)\s*\|", attribution, re.MULTILINE)
+    segments = [Segment(float(a), float(b), label) for a, b, label in rows]
+    if not segments:
+        raise ValueError("no '| start-end | class |' rows in the attribution")
+    return segments
+
+
+class DemoScore:
+    """Each window's own label against the class of the clip it lies in. A window across a
+    join of two clips holds both and is not scored."""
+
+    def __init__(self, segments: list[Segment], window_seconds: float) -> None:
+        self.segments, self.window_seconds = segments, window_seconds
+        self.right = self.scored = self.across = 0
+
+    def truth(self, pred: Prediction) -> list[str]:
+        """The classes playing during the window (two across a join)."""
+        start, end = pred.offset, pred.offset + self.window_seconds
+        return [s.label for s in self.segments if s.start < end and start < s.end]
+
+    def note(self, pred: Prediction) -> str:
+        """What the display shows next to the prediction, once it is recorded."""
+        playing = self.truth(pred)
+        if len(playing) != 1:
+            return f"playing {' + '.join(playing) or 'nothing'} (a join: not scored)"
+        verdict = "right" if pred.label == playing[0] else "wrong"
+        return f"playing {playing[0]}: {verdict} ({self.right}/{self.scored} right so far)"
+
+    def record(self, pred: Prediction) -> None:
+        playing = self.truth(pred)
+        if len(playing) != 1:
+            self.across += 1
+            return
+        self.scored += 1
+        self.right += pred.label == playing[0]
+
+    def line(self) -> str:
+        """The tally the demo ends with."""
+        share = f" ({100 * self.right / self.scored:.0f} %)" if self.scored else ""
+        return (
+            f"demo: {self.right} of {self.scored} windows right{share}, by each window's own "
+            f"label; {self.across} across a join of two clips not scored"
+        )
+
+
+class ScoredDisplay:
+    """A display that tallies each prediction (DemoScore) before showing it."""
+
+    def __init__(self, inner: Display, score: DemoScore) -> None:
+        self.inner, self.score = inner, score
+
+    def start(self, source: Source, model_id: str) -> None:
+        self.inner.start(source, model_id)
+
+    def update(self, pred: Prediction) -> None:
+        self.score.record(pred)  # first: the note shows the tally with this window
+        self.inner.update(pred)
+
+    def stop(self) -> None:
+        self.inner.stop()
 
 
 @contextlib.contextmanager

@@ -536,12 +536,89 @@ def test_no_portaudio_library(tmp_path, us8k_clip):
     assert len(replay.stdout.splitlines()) == 7
 
 
+def attribution_rows() -> list[tuple[float, float, str]]:
+    """The demo's clips as its ATTRIBUTION.md table gives them (read here independently)."""
+    from edge_asc.cli import sample
+
+    rows = []
+    for line in sample("ATTRIBUTION.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and "-" in cells[0] and cells[0].replace("-", "").isdigit():
+            start, end = cells[0].split("-")
+            rows.append((float(start), float(end), cells[1]))
+    return rows
+
+
 def test_demo_fast_runs_without_a_microphone(tmp_path):
     log = tmp_path / "demo.jsonl"
     result = edge_asc("demo", "--fast", "--log", str(log), env=no_server_env(tmp_path))
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(read_log(log)) == 31  # 16 s, 0.5-s hop
     assert "done: 31 windows, 16.0 s of audio, 0 overflows" in result.stderr
+
+
+def test_demo_says_what_is_playing_and_how_many_it_got_right(tmp_path):
+    """Each window next to the class of the clip it lies in, right or wrong, and a tally."""
+    rows = attribution_rows()
+    assert [label for _, _, label in rows] == [
+        "children_playing",
+        "dog_bark",
+        "siren",
+        "jackhammer",
+    ]
+    log = tmp_path / "demo.jsonl"
+    args = ["demo", "--fast", "--display", "plain", "--log", str(log)]
+    result = edge_asc(*args, env=no_server_env(tmp_path))
+    assert result.returncode == 0, result.stderr
+    right = scored = 0
+    for line, rec in zip(result.stdout.splitlines(), read_log(log), strict=True):
+        start, end = rec["offset_s"], rec["offset_s"] + 1.0
+        playing = [label for a, b, label in rows if a < end and start < b]
+        if len(playing) == 2:
+            assert f"playing {playing[0]} + {playing[1]} (a join: not scored)" in line
+            continue
+        scored += 1
+        right += rec["label"] == playing[0]
+        verdict = "right" if rec["label"] == playing[0] else "wrong"
+        assert line.endswith(f"playing {playing[0]}: {verdict} ({right}/{scored} right so far)")
+    assert scored == 28  # 31 windows, 3 across the joins at 4, 8 and 12 s
+    tally = f"demo: {right} of 28 windows right ({100 * right / 28:.0f} %)"
+    assert result.stderr.splitlines()[-1].startswith(f"edge-asc: {tally}")
+    silent = edge_asc("demo", "--fast", "--display", "none", env=no_server_env(tmp_path))
+    assert silent.stdout == "" and tally in silent.stderr.splitlines()[-1]
+
+
+def test_demo_panel_shows_what_is_playing():
+    """The rich panel (a person at a terminal) carries the same note as the plain line."""
+    from rich.console import Console
+
+    from edge_asc.cli import sample
+    from edge_asc.live import DemoScore, RichDisplay, Segment
+    from edge_asc.model import Model
+    from edge_asc.sources import FileSource
+    from edge_asc.stream import LiveStream
+
+    score = DemoScore([Segment(0, 4, "children_playing")], 1.0)
+    console = Console(record=True, width=100)
+    display = RichDisplay(console=console, annotate=score.note)
+    with FileSource(sample("demo.flac"), realtime=False) as source:
+        pred = next(iter(LiveStream(source, Model()).predictions()))
+    score.record(pred)
+    console.print(display.render(pred))
+    note = score.note(pred)
+    assert note.startswith("playing children_playing: ") and note in console.export_text()
+
+
+@pytest.mark.parametrize("display", ["none", "plain"])
+def test_the_start_line_reaches_stderr_whatever_the_display(display, us8k_clip):
+    """--display none is the service's setting: the journal must still say what is heard."""
+    result = edge_asc("listen", "--from-file", str(us8k_clip), "--fast", "--display", display)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    starts = [line for line in lines if line.startswith("edge-asc: listening to ")]
+    assert starts == [lines[0]]
+    assert f"{us8k_clip.name} (fast) with edge-asc-ensemble@" in lines[0]
+    assert (result.stdout == "") == (display == "none")
 
 
 def test_user_errors_are_one_line(us8k_clip):
