@@ -485,7 +485,9 @@ def demo(
 
     smoothing = _live_options(display, "mean", 4, 0.1, 0.3)
     loaded = Model(model)
-    score = DemoScore(demo_segments(sample("ATTRIBUTION.md").read_text()), loaded.card.window_seconds)
+    score = DemoScore(
+        demo_segments(sample("ATTRIBUTION.md").read_text()), loaded.card.window_seconds
+    )
     shown = ScoredDisplay(make_display(display, 3, annotate=score.note), score)
     sink = _open_log(log, "jsonl", 3, 10.0, 5)
     source = FileSource(demo_recording(), realtime=not fast)
