@@ -440,3 +440,39 @@ def test_log_onto_a_file_it_did_not_write_is_refused_untouched(tmp_path, shared_
     for name, data in targets.items():
         assert (tmp_path / name).read_bytes() == data, name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*targets, "fifo"])
+
+
+# --- info: whole values on a pipe, a meaningful validation line ---------------------------------
+
+
+def test_info_on_a_pipe_prints_whole_values(tmp_path):
+    from edge_asc.model import default_model_path
+
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4) / "and-a-model-file-named-at-length.onnx"
+    deep.parent.mkdir(parents=True)
+    deep.write_bytes(default_model_path().read_bytes())
+    result = run("info", str(deep))  # stdout is a pipe
+    assert result.returncode == 0, result.stderr
+    assert str(deep) in result.stdout and "…" not in result.stdout
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines()[2:])
+    assert rows["classes"].endswith("siren, street_music")  # one line, not folded at 80
+    # The shipped model was trained on every split: no "splits []: FP32 -, INT8 -".
+    assert "validated on   not validated: trained on every split (see the reference run)" in (
+        result.stdout
+    )
+    assert "splits []" not in result.stdout and "FP32 -" not in result.stdout
+
+
+def test_info_at_a_narrow_terminal_wraps_but_never_cuts(tmp_path):
+    from rich.console import Console
+
+    from edge_asc.display import print_card
+    from edge_asc.model import Model
+
+    loaded = Model()
+    console = Console(force_terminal=True, width=60, record=True)
+    long_path = tmp_path / ("x" * 90) / "model.onnx"
+    print_card(loaded.card, long_path, loaded.id, console)
+    text = console.export_text()
+    assert "…" not in text
+    assert "".join(text.split()).count("".join(str(long_path).split())) == 1
