@@ -5,6 +5,7 @@ User errors (EdgeAscError) become one line on stderr and exit code 2, never a tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -132,6 +133,17 @@ HopOption = Annotated[
 ]
 
 
+SilenceOption = Annotated[
+    float | None,
+    typer.Option(
+        "--silence-dbfs",
+        help="A window whose RMS level is below this is 'silence' (default: the model card's, "
+        "else -90 dBFS; -200: never).",
+        callback=bounded(-200, 0, unit=" dBFS"),
+    ),
+]
+
+
 @app.command()
 def classify(
     files: Annotated[
@@ -143,6 +155,13 @@ def classify(
         bool, typer.Option("--json", help="One JSON object per line and file.")
     ] = False,
     hop: HopOption = 0.5,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            help="Below this mean probability the label is 'uncertain'.", callback=bounded(0, 1)
+        ),
+    ] = 0.3,
+    silence_dbfs: SilenceOption = None,
 ) -> None:
     """Classify whole files: the mean of their 1-s windows' probabilities."""
     from edge_asc.api import Classifier
@@ -151,7 +170,9 @@ def classify(
     failed = 0
     for file in files:
         try:
-            result = classifier.classify_file(file, hop_seconds=hop)
+            result = classifier.classify_file(
+                file, hop, threshold, silence_dbfs, keep_windows=False
+            )
         except EdgeAscError as err:
             failed += 1
             typer.echo(f"edge-asc: {err}", err=True)
@@ -159,8 +180,7 @@ def classify(
         if as_json:
             typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
         else:
-            confidence = result.probabilities[result.label]
-            typer.echo(f"{file}\t{result.label}\t{confidence:.3f}")
+            typer.echo(f"{file}\t{result.verdict}\t{result.confidence:.3f}")
     if failed:
         raise typer.Exit(2)
 
@@ -431,6 +451,7 @@ def listen(
             callback=bounded(0, 86_400, unit=" s"),
         ),
     ] = 10.0,
+    silence_dbfs: SilenceOption = None,
     display: DisplayOption = "auto",
 ) -> None:
     """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
@@ -438,6 +459,7 @@ def listen(
     from edge_asc.sources import open_source
 
     config = _live_options(display, smoothing, smooth_windows, margin, threshold)
+    config = dataclasses.replace(config, silence_dbfs=silence_dbfs)
     loaded = Model(model, threads=threads)
     _check_top_k(top_k, loaded)
     sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)

@@ -15,10 +15,17 @@ the end of a finite signal. One second at 16 kHz (20 ms hop, 40 ms window) is th
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
+
+# Sane bounds for a front-end read from a model card (see FrontEndConfig.__post_init__).
+MIN_MODEL_RATE, MAX_MODEL_RATE = 8000, 192000  # Hz
+MAX_MELS = 512
+WINDOWS = frozenset({"hamming", "hanning", "blackman", "bartlett", "ones"})
+MIN_FFT, MAX_FFT = 16, 65536
 
 
 @dataclass(frozen=True)
@@ -36,8 +43,30 @@ class FrontEndConfig:
     log_floor: float = 1e-10  # mel power is clipped here before the log, so silence stays finite
 
     def __post_init__(self) -> None:
-        if self.sample_rate <= 0 or self.n_mels <= 0 or self.hop_length <= 0:
-            raise ValueError("sample_rate, n_mels and hop_length must be positive")
+        # A card is untrusted input: a float n_fft or a NaN fmax would fail deep in NumPy, an
+        # absurd rate made soxr crash and a stream allocate gigabytes, so types and ranges first.
+        for name in ("sample_rate", "n_mels", "win_length", "hop_length", "n_fft"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an integer, not {value!r}")
+        for name in ("fmin", "fmax", "log_floor"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise ValueError(f"{name} must be a number, not {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} must be finite, not {value!r}")
+        if not MIN_MODEL_RATE <= self.sample_rate <= MAX_MODEL_RATE:
+            raise ValueError(
+                f"sample_rate {self.sample_rate} Hz is outside {MIN_MODEL_RATE}-{MAX_MODEL_RATE} Hz"
+            )
+        if not 1 <= self.n_mels <= MAX_MELS:
+            raise ValueError(f"n_mels must be in [1, {MAX_MELS}], not {self.n_mels}")
+        if not MIN_FFT <= self.n_fft <= MAX_FFT:
+            raise ValueError(f"n_fft must be in [{MIN_FFT}, {MAX_FFT}], not {self.n_fft}")
+        if self.hop_length <= 0:
+            raise ValueError("hop_length must be positive")
+        if not 0 < self.log_floor < 1:
+            raise ValueError("log_floor must be in (0, 1)")
         if not 0 < self.win_length <= self.n_fft:
             raise ValueError("win_length must be in (0, n_fft]")
         if self.hop_length > self.win_length:
@@ -46,7 +75,7 @@ class FrontEndConfig:
             raise ValueError("hop_length must not exceed win_length")
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise ValueError("need 0 <= fmin < fmax <= sample_rate / 2")
-        if self.window not in {"hamming", "hanning", "blackman", "bartlett", "ones"}:
+        if not isinstance(self.window, str) or self.window not in WINDOWS:
             raise ValueError(f"unknown window {self.window!r}")
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,6 +83,8 @@ class FrontEndConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FrontEndConfig:
+        if not isinstance(data, dict):
+            raise ValueError("the front-end must be an object of parameters")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

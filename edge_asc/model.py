@@ -13,6 +13,7 @@ from edge_asc.errors import EdgeAscError
 from edge_asc.modelcard import ModelCard, from_metadata
 
 DEFAULT_MODEL_NAME = "default.onnx"
+PROBABILITY_TOLERANCE = 1e-3  # outputs must be >= -this and sum to 1 within this
 
 
 def default_model_path() -> Path:
@@ -51,27 +52,76 @@ class Model:
                 providers=["CPUExecutionProvider"],
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
-            reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else "unreadable"
-            raise EdgeAscError(f"cannot load model {self.path}: {reason}") from err
+            raise EdgeAscError(f"cannot load model {self.path}: {_first_line(err)}") from err
         meta = self.session.get_modelmeta().custom_metadata_map
         self.card: ModelCard = from_metadata(meta, str(self.path))
         self.id = f"{self.card.name}@{hashlib.sha256(data).hexdigest()[:12]}"
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or len(self.session.get_outputs()) != 1:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
             raise EdgeAscError(f"{self.path}: expected one input and one output")
         self._input = inputs[0].name
         shape = inputs[0].shape
         expected = [1, self.card.frontend.n_mels, self.card.window_frames]
-        if len(shape) != 4 or list(shape[1:]) != expected:
-            raise EdgeAscError(f"{self.path}: input shape {shape} does not match its card")
+        if len(shape) != 4 or list(shape[1:]) != expected or inputs[0].type != "tensor(float)":
+            raise EdgeAscError(
+                f"{self.path}: input {inputs[0].type} {shape} does not match its card "
+                f"(float, [batch, {', '.join(map(str, expected))}])"
+            )
+        out_shape = outputs[0].shape
+        n_labels = len(self.labels)
+        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != n_labels):
+            raise EdgeAscError(
+                f"{self.path}: output shape {out_shape} does not match the card's {n_labels} labels"
+            )
+        self._probe()
 
     @property
     def labels(self) -> list[str]:
         return self.card.labels
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
-        """(n, 1, n_mels, frames) raw log-mel -> (n, n_classes) probabilities, float32."""
+        """(n, 1, n_mels, frames) raw log-mel -> (n, n_classes) probabilities, float32.
+
+        A graph that gives NaN or infinities for some input is refused rather than passed on:
+        the prediction log would get NaN, which is not JSON, and every label would be a guess.
+        """
         if windows.shape[0] == 0:
             return np.empty((0, len(self.labels)), dtype=np.float32)
-        (out,) = self.session.run(None, {self._input: self.card.normalise(windows)})
-        return out
+        try:
+            (out,) = self.session.run(None, {self._input: self.card.normalise(windows)})
+        except Exception as err:  # onnxruntime's own error types: the graph cannot run
+            raise EdgeAscError(
+                f"{self.path}: the model failed to run ({_first_line(err)})"
+            ) from err
+        out = np.asarray(out)
+        if out.shape != (windows.shape[0], len(self.labels)):
+            raise EdgeAscError(
+                f"{self.path}: the model gave outputs of shape {out.shape} for "
+                f"{windows.shape[0]} windows of {len(self.labels)} labels"
+            )
+        if not np.issubdtype(out.dtype, np.floating) or not np.isfinite(out).all():
+            raise EdgeAscError(f"{self.path}: the model gave non-finite or non-float outputs")
+        return out.astype(np.float32, copy=False)
+
+    def _probe(self) -> None:
+        """Run two real windows at load: the outputs must be a probability vector per window.
+
+        Digital silence (every band at the log floor) and a fixed noise window; a card whose
+        labels, normalisation or input scale disagree with the graph shows up here at once.
+        """
+        fe, frames = self.card.frontend, self.card.window_frames
+        silence = np.full((fe.n_mels, frames), np.log(fe.log_floor), dtype=np.float32)
+        noise = np.random.default_rng(0).standard_normal((fe.n_mels, frames)).astype(np.float32)
+        probs = self.predict(np.stack([silence, noise - 5.0])[:, None])
+        if (probs < -PROBABILITY_TOLERANCE).any() or (
+            np.abs(probs.sum(axis=1) - 1.0) > PROBABILITY_TOLERANCE
+        ).any():
+            raise EdgeAscError(
+                f"{self.path}: the model's outputs are not probabilities (they must be >= 0 and "
+                f"sum to 1; got sums {', '.join(f'{x:.4g}' for x in probs.sum(axis=1))})"
+            )
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__

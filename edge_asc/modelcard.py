@@ -9,6 +9,7 @@ onnxruntime alone, so the live side does not need `onnx` installed.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -19,6 +20,35 @@ from edge_asc.features import FrontEndConfig
 
 FORMAT_VERSION = 1
 METADATA_KEY = "edge_asc.card"
+# What a window or clip is called when it is not a class: too quiet to be anything, or no class
+# probable enough. Reserved, so no model may name a class either.
+SILENCE = "silence"
+UNCERTAIN = "uncertain"
+# A window whose RMS level is below this is silence. Measured on the shared data: the quietest
+# UrbanSound8K window the shipped model classifies correctly is at -81.4 dBFS, the quietest TUT
+# scene window at -55.4 dBFS; -90 dBFS is about one least significant bit of 16-bit audio.
+DEFAULT_SILENCE_DBFS = -90.0
+MIN_SILENCE_DBFS = -200.0  # below the -120 dBFS reported for digital zeros: never silence
+# Bounds that a card's window and labels must respect (see ModelCard.check).
+MAX_LABELS = 1000
+MAX_WINDOW_FRAMES = 10000
+MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.05, 60.0
+
+
+def check_silence_dbfs(value: object, what: str = "silence_dbfs") -> float:
+    """The level as a float, or ValueError: finite and in [MIN_SILENCE_DBFS, 0] dBFS."""
+    if isinstance(value, (int, float)) and _is_number(value) and MIN_SILENCE_DBFS <= value <= 0:
+        return float(value)
+    raise ValueError(f"{what} must be a level in [{MIN_SILENCE_DBFS:g}, 0] dBFS, not {value!r}")
+
+
+def _is_number(value: object) -> bool:
+    """A finite real number; bools are ints to Python but never a level or a count here."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass
@@ -41,10 +71,61 @@ class ModelCard:
     pipeline_version: str = ""
     license: str = ""
     description: str = ""
+    silence_dbfs: float | None = None  # None: DEFAULT_SILENCE_DBFS; older cards have none
 
     @property
     def window_seconds(self) -> float:
         return (self.window_frames - 1) * self.frontend.hop_length / self.frontend.sample_rate
+
+    def silence_level(self, override: float | None = None) -> float:
+        """The level below which a window is silence: the option, else the card's, else -90."""
+        if override is not None:
+            return check_silence_dbfs(override)
+        return DEFAULT_SILENCE_DBFS if self.silence_dbfs is None else float(self.silence_dbfs)
+
+    def check(self) -> None:
+        """ValueError naming the first field that cannot be right, whatever JSON put there.
+
+        The card drives the front-end and the reading of the outputs, so a wrong type or an
+        absurd value must stop the load instead of crashing or misleading later.
+        """
+        labels = self.labels
+        if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels):
+            raise ValueError("labels must be a list of non-empty strings")
+        if not 2 <= len(labels) <= MAX_LABELS or len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be 2 to {MAX_LABELS} distinct names")
+        reserved = {SILENCE, UNCERTAIN} & set(labels)
+        if reserved:
+            raise ValueError(f"label {sorted(reserved)[0]!r} is reserved by edge-asc")
+        n_mels = self.frontend.n_mels
+        for name in ("norm_mean", "norm_std"):
+            values = getattr(self, name)
+            if not isinstance(values, list) or len(values) != n_mels:
+                raise ValueError(f"{name} must be a list of {n_mels} numbers (one per mel band)")
+            if not all(_is_number(v) for v in values):
+                raise ValueError(f"{name} must hold finite numbers")
+        if not all(v > 0 for v in self.norm_std):
+            raise ValueError("norm_std must be positive in every band")
+        frames = self.window_frames
+        if not _is_count(frames) or not 2 <= frames <= MAX_WINDOW_FRAMES:
+            raise ValueError(f"window_frames must be an integer in [2, {MAX_WINDOW_FRAMES}]")
+        if not MIN_WINDOW_SECONDS <= self.window_seconds <= MAX_WINDOW_SECONDS:
+            raise ValueError(
+                f"a window of {self.window_seconds:g} s is outside "
+                f"{MIN_WINDOW_SECONDS:g}-{MAX_WINDOW_SECONDS:g} s"
+            )
+        for name in ("name", "quantization", "pipeline_version", "license", "description"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string")
+        for name in ("parameters", "macs", "file_size_bytes"):
+            if not _is_count(getattr(self, name)):
+                raise ValueError(f"{name} must be a non-negative integer")
+        if not isinstance(self.members, list) or not all(isinstance(m, dict) for m in self.members):
+            raise ValueError("members must be a list of objects")
+        if not isinstance(self.training, dict):
+            raise ValueError("training must be an object")
+        if self.silence_dbfs is not None:
+            check_silence_dbfs(self.silence_dbfs)
 
     def normalise(self, windows: np.ndarray) -> np.ndarray:
         """(n, 1, n_mels, frames) log-mel -> the model's input scale, float32."""
@@ -55,6 +136,8 @@ class ModelCard:
     def to_json(self) -> str:
         data = asdict(self)
         data["frontend"] = self.frontend.to_dict()
+        if data["silence_dbfs"] is None:  # unset: older cards, and their files, stay byte-identical
+            del data["silence_dbfs"]
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -79,11 +162,10 @@ class ModelCard:
         try:
             data["frontend"] = FrontEndConfig.from_dict(data["frontend"])
             card = cls(**data)
+            card.check()
         except (KeyError, TypeError, ValueError) as err:
-            raise EdgeAscError(f"{source}: model card is incomplete or invalid ({err})") from err
-        n_mels = card.frontend.n_mels
-        if len(card.labels) < 2 or len(card.norm_mean) != n_mels or len(card.norm_std) != n_mels:
-            raise EdgeAscError(f"{source}: model card labels or normalisation are inconsistent")
+            reason = " ".join(str(err).split())[:300]  # one line, whatever the card held
+            raise EdgeAscError(f"{source}: model card is incomplete or invalid ({reason})") from err
         return card
 
 
