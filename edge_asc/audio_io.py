@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,18 +112,27 @@ def _check_complete(sound: sf.SoundFile, path: Path) -> None:
         raise truncated
 
 
+def iter_blocks(
+    sound: sf.SoundFile, path: str | Path, frames: int = READ_BLOCK
+) -> Iterator[np.ndarray]:
+    """The rest of an open file, `frames` at a time, as (n, channels) float32 blocks.
+
+    What a damaged file raises mid-way becomes one EdgeAscError line, as when it is opened.
+    """
+    while True:
+        try:
+            block = sound.read(frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+            raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
+        if block.shape[0]:
+            yield block
+        if block.shape[0] < frames:
+            return
+
+
 def read_blocks(sound: sf.SoundFile, path: str | Path) -> np.ndarray:
     """The rest of an open file as (frames, channels) float32, read in bounded blocks."""
-    blocks = []
-    try:
-        while True:
-            block = sound.read(READ_BLOCK, dtype="float32", always_2d=True)
-            if block.shape[0]:
-                blocks.append(block)
-            if block.shape[0] < READ_BLOCK:
-                break
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
-        raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
+    blocks = list(iter_blocks(sound, path))
     if not blocks:
         raise EdgeAscError(f"audio file is empty: {path}")
     return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)

@@ -26,10 +26,11 @@ from edge_asc.audio_io import SAMPLE_LIMIT, to_mono
 from edge_asc.errors import warn
 from edge_asc.features import FrontEndConfig, LogMel, windows
 from edge_asc.model import Model
+from edge_asc.modelcard import SILENCE, UNCERTAIN, check_silence_dbfs  # what no class is called
 from edge_asc.sources import Source
 
-UNCERTAIN = "uncertain"
-SILENCE_DBFS = -120.0  # the level reported for digital silence (JSON has no -inf)
+FLOOR_DBFS = -120.0  # the level reported for digital silence (JSON has no -inf)
+DEFAULT_THRESHOLD = 0.3  # below this probability a label is "uncertain" (listen and classify)
 DEFAULT_STUCK_SECONDS = 10.0  # identical samples for this long: a muted or stuck microphone
 NOTICE_INTERVAL_S = 60.0  # stream seconds between two notices of a recurring fault
 # Warnings a window can carry. The first two hold for as long as the input stays constant; the
@@ -61,13 +62,13 @@ class Resampler:
 
 
 def dbfs(samples: np.ndarray) -> float:
-    """RMS level in dB relative to full scale, floored at SILENCE_DBFS."""
+    """RMS level in dB relative to full scale, floored at FLOOR_DBFS."""
     if samples.size == 0:
-        return SILENCE_DBFS
+        return FLOOR_DBFS
     power = float(np.mean(np.square(samples, dtype=np.float64)))
     if power <= 0.0:
-        return SILENCE_DBFS
-    return max(SILENCE_DBFS, 10.0 * float(np.log10(power)))
+        return FLOOR_DBFS
+    return max(FLOOR_DBFS, 10.0 * float(np.log10(power)))
 
 
 @dataclass
@@ -80,7 +81,12 @@ class Windows:
 
 
 class WindowStream:
-    """Samples at the model's rate in, complete model windows out, aligned with the offline ones."""
+    """Samples at the model's rate in, complete model windows out, aligned with the offline ones.
+
+    A finite stream shorter than one window gives one window, tiled as the offline path and the
+    training data do, but only from `min_samples` (half a window) on: a handful of samples, or
+    none, is no sound to classify, and the tiled pad would be labelled like silence.
+    """
 
     def __init__(self, config: FrontEndConfig, window_frames: int, hop_frames: int) -> None:
         self.config = config
@@ -94,9 +100,12 @@ class WindowStream:
         # Window k's audio: samples [k * hop, k * hop + span), centred like its frames.
         self._hop_samples = hop_frames * config.hop_length
         self._span = (window_frames - 1) * config.hop_length
+        self.min_samples = min_window_samples(config, window_frames)
+        self.pushed = 0  # samples pushed since the start
 
     def push(self, samples: np.ndarray) -> Windows:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.pushed += samples.size
         self._samples = np.concatenate((self._samples, samples))
         # At most one hop of new frames per front-end call, however much audio arrived: a
         # bigger matrix product makes OpenBLAS start threads, which cost 10-70x more CPU on a
@@ -124,7 +133,7 @@ class WindowStream:
         while self._next * self.hop_frames + self.window_frames <= end:
             ready.append(self._next)
             self._next += 1
-        if not ready and final and self._next == 0 and self._frames.shape[0]:
+        if not ready and final and self._next == 0 and self.pushed >= self.min_samples:
             # A stream shorter than one window: tile it, as the offline path does.
             inputs = windows(self._frames, self.window_frames, self.hop_frames)[:1]
             out = Windows(inputs, [0], [dbfs(self._samples)])
@@ -156,14 +165,32 @@ class WindowStream:
             self._sample0 = first_sample
 
 
+def min_window_samples(config: FrontEndConfig, window_frames: int) -> int:
+    """Samples (at the model's rate) a finite input needs for a window: half of one."""
+    return max(1, (window_frames - 1) * config.hop_length // 2)
+
+
+def check_threshold(threshold: float) -> float:
+    """ValueError unless `threshold` is a probability in [0, 1] (0: never "uncertain")."""
+    if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:  # NaN fails too
+        raise ValueError(f"threshold must be in [0, 1], not {threshold!r}")
+    return float(threshold)
+
+
 @dataclass(frozen=True)
 class SmoothingConfig:
-    """How the shown label follows the per-window probabilities."""
+    """How the shown label follows the per-window probabilities, and when it is no class.
+
+    A window below the silence level (None: the model card's, else DEFAULT_SILENCE_DBFS) is
+    "silence" and restarts the smoothing; a smoothed probability below `threshold` is
+    "uncertain".
+    """
 
     method: str = "mean"  # "mean" of the last `windows` windows, or "ema" with span `windows`
     windows: int = 4  # 2 s at the default 0.5-s hop
     margin: float = 0.1  # a new label must beat the shown one's smoothed probability by this
-    threshold: float = 0.3  # below this smoothed probability the shown label is "uncertain"
+    threshold: float = DEFAULT_THRESHOLD  # below this smoothed probability: "uncertain"
+    silence_dbfs: float | None = None  # a window's RMS level below this: "silence"
 
     def __post_init__(self) -> None:
         if self.method not in {"mean", "ema"}:
@@ -172,6 +199,8 @@ class SmoothingConfig:
             raise ValueError("smoothing needs at least one window")
         if not 0 <= self.margin < 1 or not 0 <= self.threshold <= 1:
             raise ValueError("margin must be in [0, 1) and threshold in [0, 1]")
+        if self.silence_dbfs is not None:
+            check_silence_dbfs(self.silence_dbfs)
 
 
 class Smoother:
@@ -216,7 +245,7 @@ class Prediction:
     labels: list[str]
     probabilities: np.ndarray  # this window's, (n_classes,)
     smoothed: np.ndarray  # after smoothing, (n_classes,)
-    smoothed_label: str  # UNCERTAIN below the threshold
+    smoothed_label: str  # UNCERTAIN below the threshold, SILENCE for a silent window
     smoothed_confidence: float
     dbfs: float  # input level of the window's samples
     overflows: int  # input overflows of the source so far
@@ -225,9 +254,13 @@ class Prediction:
     nonfinite: int = 0  # NaN or infinite input samples replaced by zeros so far
     reconnects: int = 0  # times the input device was lost and opened again so far
     warnings: tuple[str, ...] = ()  # WARNINGS that hold for this window
+    silent: bool = False  # below the silence level: labelled SILENCE, whatever the model said
 
     @property
     def label(self) -> str:
+        """The window's top class, or SILENCE: the model's guess at nothing is no sound."""
+        if self.silent:
+            return SILENCE
         return self.labels[int(np.argmax(self.probabilities))]
 
     @property
@@ -353,6 +386,7 @@ class LiveStream:
         self._consumed = 0.0  # stream seconds read so far
         self._quiet_until: dict[str, float] = {}  # notice kind -> stream seconds
         self._emitted = 0
+        self.silence_dbfs = model.card.silence_level(smoothing.silence_dbfs if smoothing else None)
         self._guard = InputGuard(source.rate, stuck_seconds, notify)
         self._start_segment()
 
@@ -384,9 +418,22 @@ class LiveStream:
             self._check_source()
             if block is None:
                 yield from self._emit([self._add(self._resampler.flush()), self._add(None)])
+                if not self._emitted:
+                    self._say_no_window()
                 return
             if block.shape[0]:
                 yield from self._emit(self._push(block))
+
+    def _say_no_window(self) -> None:
+        """The input ended before a window's worth of audio: say so, rather than guess."""
+        need = self._windower.min_samples / self.frontend.sample_rate
+        if self._consumed == 0:
+            self.notify("no audio: the input ended before any sample arrived; nothing classified")
+        else:
+            self.notify(
+                f"no window: the input ended after {self._consumed:.3g} s of audio, less than "
+                f"the {need:g} s a window needs; nothing classified"
+            )
 
     def _due(self, kind: str) -> bool:
         """Whether a recurring notice may be said now (at most once per NOTICE_INTERVAL_S)."""
@@ -452,7 +499,14 @@ class LiveStream:
             for i, (k, level) in enumerate(zip(done.indices, done.levels, strict=True)):
                 p = probs[row]
                 row += 1
-                smoothed, shown, confidence = self._smoother.update(p)
+                silent = level < self.silence_dbfs
+                if silent:  # nothing to follow: smoothing starts afresh when sound returns
+                    self._smoother = Smoother(self.smoothing)
+                    smoothed, confidence = p, float(np.max(p))
+                    smoothed_label = SILENCE
+                else:
+                    smoothed, shown, confidence = self._smoother.update(p)
+                    smoothed_label = UNCERTAIN if shown is None else self.labels[shown]
                 self._emitted += 1
                 yield Prediction(
                     index=self._index0 + k,
@@ -461,7 +515,7 @@ class LiveStream:
                     labels=self.labels,
                     probabilities=p,
                     smoothed=smoothed,
-                    smoothed_label=UNCERTAIN if shown is None else self.labels[shown],
+                    smoothed_label=smoothed_label,
                     smoothed_confidence=confidence,
                     dbfs=level,
                     overflows=self._overflows,
@@ -470,6 +524,7 @@ class LiveStream:
                     nonfinite=self.nonfinite,
                     reconnects=self._reconnects,
                     warnings=flags if i == 0 else self._lasting(flags),
+                    silent=silent,
                 )
 
     @staticmethod

@@ -16,7 +16,7 @@ from edge_asc.audio_io import read_audio
 from edge_asc.features import FrontEndConfig, LogMel, windows
 from edge_asc.sources import FileSource, Source
 from edge_asc.stream import (
-    SILENCE_DBFS,
+    FLOOR_DBFS,
     UNCERTAIN,
     Resampler,
     Smoother,
@@ -108,8 +108,8 @@ def test_window_levels():
     stream = WindowStream(config, 51, 25)
     levels = stream.push(tone).levels + stream.flush().levels
     assert levels[0] == pytest.approx(-3.01, abs=0.01)  # a full-scale sine's RMS
-    assert levels[-1] == SILENCE_DBFS
-    assert dbfs(np.zeros(0, np.float32)) == SILENCE_DBFS
+    assert levels[-1] == FLOOR_DBFS
+    assert dbfs(np.zeros(0, np.float32)) == FLOOR_DBFS
 
 
 def test_resampler_chunks_equal_one_shot():
