@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import onnx
+import onnx.helper
+import onnx.numpy_helper
 import pytest
 
 from edge_asc.errors import EdgeAscError
@@ -87,3 +91,134 @@ def test_card_that_disagrees_with_the_graph(tmp_path):
     path = _rewrite(tmp_path, lambda p: _set_card(p, lambda d: d.update(window_frames=101)))
     with pytest.raises(EdgeAscError, match="does not match its card"):
         Model(path)
+
+
+# --- cards that contradict their graph, or themselves (issue 18, item 5) ------------------------
+
+
+def _card_change(key: str, value: object):
+    """A change to the card's JSON: a top-level field, or `frontend.NAME`."""
+
+    def change(data: dict) -> None:
+        if key.startswith("frontend."):
+            data["frontend"][key.split(".", 1)[1]] = value
+        else:
+            data[key] = value
+
+    return change
+
+
+LABELS = [
+    "air_conditioner",
+    "car_horn",
+    "children_playing",
+    "dog_bark",
+    "drilling",
+    "engine_idling",
+    "gun_shot",
+    "jackhammer",
+    "siren",
+    "street_music",
+]
+BAD_CARDS = {
+    "9 labels for 10 outputs": ("labels", LABELS[:9]),
+    "11 labels for 10 outputs": ("labels", [*LABELS, "extra"]),
+    "labels are numbers": ("labels", list(range(10))),
+    "labels are a string": ("labels", "abcdefghij"),
+    "labels repeat": ("labels", [*LABELS[:9], LABELS[0]]),
+    "a label is reserved": ("labels", [*LABELS[:9], "silence"]),
+    "a label is empty": ("labels", [*LABELS[:9], ""]),
+    "rate 1e9": ("frontend.sample_rate", 10**9),
+    "rate 0": ("frontend.sample_rate", 0),
+    "rate 1 kHz": ("frontend.sample_rate", 1000),
+    "rate not whole": ("frontend.sample_rate", 16000.5),
+    "rate a string": ("frontend.sample_rate", "16000"),
+    "rate a bool": ("frontend.sample_rate", True),
+    "n_fft not whole": ("frontend.n_fft", 1024.5),
+    "n_fft huge": ("frontend.n_fft", 2**40),
+    "hop 0": ("frontend.hop_length", 0),
+    "fmax NaN": ("frontend.fmax", float("nan")),
+    "log floor 0": ("frontend.log_floor", 0.0),
+    "unknown window": ("frontend.window", "kaiser"),
+    "window a list": ("frontend.window", ["hamming"]),
+    "n_mels unlike the graph": ("frontend.n_mels", 64),
+    "frontend a list": ("frontend", [16000]),
+    "zero std": ("norm_std", [0.0] * 40),
+    "negative std": ("norm_std", [-1.0] * 40),
+    "NaN std": ("norm_std", [float("nan")] * 40),
+    "infinite mean": ("norm_mean", [float("inf")] * 40),
+    "mean of strings": ("norm_mean", ["0"] * 40),
+    "short mean": ("norm_mean", [0.0] * 39),
+    "window 0 frames": ("window_frames", 0),
+    "window a string": ("window_frames", "51"),
+    "window a float": ("window_frames", 51.0),
+    "silence above 0 dBFS": ("silence_dbfs", 6.0),
+    "silence a string": ("silence_dbfs", "-90"),
+    "members not a list": ("members", "C12"),
+    "parameters negative": ("parameters", -5),
+    "name a number": ("name", 7),
+    "training a list": ("training", []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CARDS))
+def test_a_card_that_cannot_be_right_is_refused_in_one_line(tmp_path, case):
+    key, value = BAD_CARDS[case]
+    path = _rewrite(tmp_path, lambda p: _set_card(p, _card_change(key, value)))
+    with pytest.raises(EdgeAscError) as err:
+        Model(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def _scaled_output(factor: float):
+    """A graph whose output is the shipped one's times `factor`: a Mul after the last node."""
+
+    def mutate(proto) -> None:
+        graph = proto.graph
+        out = graph.output[0].name
+        for node in graph.node:
+            node.output[:] = [f"{o}_raw" if o == out else o for o in node.output]
+        graph.initializer.append(
+            onnx.numpy_helper.from_array(np.array(factor, dtype=np.float32), "factor")
+        )
+        graph.node.append(onnx.helper.make_node("Mul", [f"{out}_raw", "factor"], [out]))
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "factor, reason",
+    [(2.0, "not probabilities"), (-1.0, "not probabilities"), (float("nan"), "non-finite")],
+)
+def test_outputs_that_are_not_probabilities_are_refused(tmp_path, factor, reason):
+    path = _rewrite(tmp_path, _scaled_output(factor))
+    with pytest.raises(EdgeAscError, match=reason) as err:
+        Model(path)
+    assert "\n" not in str(err.value)
+    assert Model(_rewrite(tmp_path, _scaled_output(1.0))).predict  # the rewrite itself works
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", "from edge_asc.cli import main; main()", *args]
+    # A cap on memory: the old code grew to 22 GB on one of these cards before it crashed.
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (8 << 30, 8 << 30))"
+    cmd[2] = f"{limit}; {cmd[2]}"
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    "case", ["rate 1e9", "9 labels for 10 outputs", "11 labels for 10 outputs"]
+)
+def test_classify_and_listen_refuse_such_a_model_in_one_line(tmp_path, shared_data, case):
+    """Where the old code segfaulted (rate 1e9), raised zip()'s ValueError or an IndexError."""
+    key, value = BAD_CARDS[case]
+    path = _rewrite(tmp_path, lambda p: _set_card(p, _card_change(key, value)))
+    clip = str(shared_data / "urbansound8k-16k" / "fold3" / "103199-4-0-0.flac")
+    for args in (
+        ("classify", "--model", path, clip),
+        ("listen", "--model", path, "--from-file", clip, "--fast", "--display", "plain"),
+    ):
+        done = _cli(*args)
+        assert done.returncode == 2, (args, done.returncode, done.stderr[-500:])
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert done.stdout == ""
