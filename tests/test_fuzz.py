@@ -7,7 +7,9 @@ faulthandler watchdog ends the run if a decoder loops). The front-end, as the li
 it (stream.LiveStream: guard, downmix, resampler, log-mel, windows, model), gets arbitrary float
 arrays (NaN, infinities, float32 extremes, subnormals) at any rate and channel count, in any
 chunking, and raw PCM bytes in every --stdin format: every prediction must be finite. LogMel
-alone must give finite frames for any finite input, the same however it is chunked.
+alone must give finite frames for any finite input, the same however it is chunked. The
+shipped model's card, its fields replaced by nearby or arbitrary JSON values, must load as a
+model that classifies, streams and prints its card, or fail with one EdgeAscError line.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 from edge_asc.audio_io import read_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig, LogMel
-from edge_asc.model import Model
+from edge_asc.model import Model, default_model_path
+from edge_asc.modelcard import ModelCard
 from edge_asc.sources import PCM_FORMATS, FileSource, Source, StdinSource
 from edge_asc.stream import LiveStream
 
@@ -211,3 +216,134 @@ def test_logmel_is_finite_and_chunking_free_for_any_finite_input(values, sizes):
     got = np.concatenate(parts)
     assert np.all(np.isfinite(expected))
     np.testing.assert_array_equal(got, expected)
+
+
+# --- model cards (issue 18, item 5) -------------------------------------------------------------
+
+DELETE = object()  # a change that removes the field
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def near(value: object) -> st.SearchStrategy:
+    """Values a wrong card plausibly holds in place of `value`: scaled, off by one, of the
+    wrong type, NaN or huge; lists a band short or long, or with a bad element."""
+    if isinstance(value, bool) or value is None:
+        return st.sampled_from([True, False, None, 0, 1])
+    if isinstance(value, (int, float)):
+        specials = [0, 1, -1, -value, value * 2, value // 2, value + 1, value - 1, 10**9, 2**63]
+        return st.sampled_from([*specials, float(value), float("nan"), float("inf"), str(value)])
+    if isinstance(value, list) and value:
+        n = len(value)
+        return st.one_of(
+            st.just(value[:-1]),
+            st.just([*value, value[-1]]),
+            st.just(value[::-1]),
+            st.integers(0, n - 1).flatmap(
+                lambda i: JSON_VALUES.map(lambda v: [*value[:i], v, *value[i + 1 :]])
+            ),
+            st.lists(st.floats(), min_size=n, max_size=n),
+        )
+    return JSON_VALUES
+
+
+@pytest.fixture(scope="module")
+def shipped_card() -> dict:
+    import json
+
+    from edge_asc.modelcard import METADATA_KEY
+
+    proto = onnx.load(str(default_model_path()))
+    return json.loads(next(p.value for p in proto.metadata_props if p.key == METADATA_KEY))
+
+
+@pytest.fixture(scope="module")
+def shipped_proto():
+    return onnx.load(str(default_model_path()))
+
+
+def card_changes(card: dict) -> st.SearchStrategy:
+    """One to three fields of the shipped card (front-end parameters included), each replaced
+    by a nearby or arbitrary JSON value, or removed; new fields too."""
+    paths = [(k,) for k in card] + [("frontend", k) for k in card["frontend"]]
+    paths += [("silence_dbfs",), ("frontend", "extra"), ("extra",)]
+
+    def original(path: tuple[str, ...]) -> object:
+        node: object = card
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
+
+    change = st.sampled_from(paths).flatmap(
+        lambda path: st.tuples(st.just(path), st.just(DELETE) | near(original(path)) | JSON_VALUES)
+    )
+    return st.lists(change, min_size=1, max_size=3)
+
+
+def apply_changes(card: dict, changes: list) -> dict:
+    import copy
+
+    data = copy.deepcopy(card)
+    for path, value in changes:
+        node = data
+        for key in path[:-1]:
+            if not isinstance(node.get(key), dict):
+                node[key] = {}
+            node = node[key]
+        if value is DELETE:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+    return data
+
+
+def check_loaded_model(model: Model, audio: np.ndarray) -> None:
+    """What a model that loads must do: classify, stream, describe itself, all finite."""
+    from edge_asc.api import Classifier
+    from edge_asc.display import print_card
+
+    result = Classifier(model).classify_array(audio, 16000)
+    probs = np.array(list(result.probabilities.values()))
+    assert np.isfinite(probs).all() and abs(probs.sum() - 1) < 1e-3
+    assert result.verdict in {*model.labels, "silence", "uncertain"}
+    blocks = [audio[:7000, None], audio[7000:, None]]
+    check_predictions(Chunks(blocks, 16000, 1), model)
+    ModelCard.from_json(model.card.to_json())
+    print_card(model.card, model.path, model.id, Console(file=io.StringIO(), width=100))
+
+
+@settings(fuzz, max_examples=150)
+@given(data=st.data())
+def test_any_card_loads_as_a_working_model_or_one_line_error(
+    tmp_path, shipped_proto, shipped_card, seeds, data
+):
+    """The shipped graph with its card rewritten: a working model or an EdgeAscError, never
+    another exception (a segfault or a runaway allocation would end the run itself)."""
+    import json
+
+    from edge_asc.modelcard import METADATA_KEY
+
+    changes = data.draw(card_changes(shipped_card))
+    card = apply_changes(shipped_card, changes)
+    prop = next(p for p in shipped_proto.metadata_props if p.key == METADATA_KEY)
+    original = prop.value
+    prop.value = json.dumps(card)
+    path = tmp_path / "fuzzed.onnx"
+    try:
+        path.write_bytes(shipped_proto.SerializeToString())
+    finally:
+        prop.value = original
+    try:
+        model = Model(path)
+    except EdgeAscError as err:
+        assert "\n" not in str(err) and len(str(err)) < 1000
+        event("refused")
+        return
+    event("loaded")
+    mono = sf.read(io.BytesIO(seeds[0]), dtype="float32")[0]
+    check_loaded_model(model, np.tile(mono, 6)[:16000])
