@@ -71,7 +71,6 @@ def markdown(results: dict[str, Any]) -> str:
         ],
     )
     lines += ["## Pruning: filters per layer and accuracy", ""]
-    parent = results["parent"]
     rows = [
         [
             parent["name"],
@@ -81,6 +80,7 @@ def markdown(results: dict[str, Any]) -> str:
             "-",
             _pct(parent.get("accuracy")),
         ]
+        for parent in results.get("parents", [results["parent"]])
     ]
     rows += [
         [
@@ -160,6 +160,12 @@ def markdown(results: dict[str, Any]) -> str:
             f"bootstrap 95 % interval [{100 * gap['low']:+.1f}, {100 * gap['high']:+.1f}] "
             f"({RESAMPLES:,} resamples of the validation clips: how far the choice of clips alone "
             "could move it).",
+            "",
+        ]
+    if "ensemble_of_first_parent_members_fp32" in results:
+        lines += [
+            "The first parent's members alone, averaged in FP32: "
+            f"{_pct(results['ensemble_of_first_parent_members_fp32'])} %.",
             "",
         ]
     if "ensemble_adds_over_best_member" in results:

@@ -52,8 +52,8 @@ def _rows(run: dict[str, Any]) -> dict[str, dict[str, float]]:
         "fused ensemble INT8": {"accuracy": ens["int8_accuracy"], "log_loss": ens["int8_log_loss"]},
         "fused ensemble FP32": {"accuracy": ens["fp32_accuracy"], "log_loss": ens["fp32_log_loss"]},
         "DCASE 2022 baseline": _pick(run["baseline"]),
-        "parent": _pick(run["parent"]),
     }
+    rows |= {p["name"]: _pick(p) for p in run.get("parents", [run["parent"]])}
     rows |= {f"member {m['name']}": _pick(m) for m in run["members"]}
     return rows
 

@@ -35,29 +35,34 @@ def select_kernel(
     """
     ways = inner_splits(train_clips)
     configs = {kernel: singh_config(kernel, n_classes) for kernel in kernels}
+    names = {k: members_within_budget(c, members, budget) for k, c in configs.items()}
+    # A kernel whose members cannot make an ensemble of two in the budget cannot ship: it is not
+    # trained at all (7x7 at 19 M MACs, the costliest candidate), unless no kernel can.
+    judged = [k for k in configs if len(names[k]) >= 2] or list(configs)
     scores: dict[int, list[float]] = {kernel: [] for kernel in configs}
     for number, (inner_train, inner_val) in enumerate(ways, start=1):
         fit_side, judge_side = inner_split(train, inner_train, inner_val)
-        for kernel, config in configs.items():
+        for kernel in judged:
             label = f"select {kernel}x{kernel}, way {number} of {len(ways)}"
-            model = train_step(config, fit_side, how, label)
+            model = train_step(configs[kernel], fit_side, how, label)
             scores[kernel].append(judge(model, judge_side))
     rows = []
     for kernel, config in configs.items():
         cost = complexity.count_cnn(config)
-        names = members_within_budget(config, members, budget)
         rows.append(
             {
                 "kernel": kernel,
                 "parameters": cost.parameters,
                 "macs": cost.macs,
-                "members": list(names),
-                "within_budget": len(names) >= 2,  # an ensemble of at least two pruned members
-                "selection_clip_accuracy": float(np.mean(scores[kernel])),
-                "selection_clip_accuracies": scores[kernel],  # one per way
+                "members": list(names[kernel]),
+                "within_budget": len(names[kernel]) >= 2,  # an ensemble of two pruned members
+                "selection_clip_accuracy": (
+                    float(np.mean(scores[kernel])) if scores[kernel] else None
+                ),
+                "selection_clip_accuracies": scores[kernel],  # one per way; none if not judged
             }
         )
-    eligible = [r for r in rows if r["within_budget"]] or rows
+    eligible = [r for r in rows if r["kernel"] in judged]
     best = max(eligible, key=lambda r: (r["selection_clip_accuracy"], -r["macs"]))
     for r in rows:
         r["selected"] = r is best
