@@ -191,3 +191,25 @@ def test_config_round_trip_and_validation():
         FrontEndConfig(fmax=9000)
     with pytest.raises(ValueError, match="hop_length"):
         FrontEndConfig(win_length=256, hop_length=320)
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [
+        ({"sample_rate": 10**9}, "sample_rate"),
+        ({"sample_rate": 4000, "fmax": 2000.0}, "sample_rate"),
+        ({"sample_rate": 16000.0}, "sample_rate"),
+        ({"n_fft": 1024.5}, "n_fft"),
+        ({"n_fft": 2**20}, "n_fft"),
+        ({"n_mels": True}, "n_mels"),
+        ({"n_mels": 4096}, "n_mels"),
+        ({"fmax": float("nan")}, "fmax"),
+        ({"fmin": "0"}, "fmin"),
+        ({"log_floor": 0.0}, "log_floor"),
+        ({"window": ["hamming"]}, "window"),
+    ],
+)
+def test_config_refuses_wrong_types_and_absurd_values(change, name):
+    """A model card is untrusted: what would crash soxr or NumPy later is refused here."""
+    with pytest.raises(ValueError, match=name):
+        FrontEndConfig(**change)
