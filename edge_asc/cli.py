@@ -244,10 +244,19 @@ def train(
             "trained on every split."
         ),
     ] = None,
+    rotate: Annotated[
+        bool,
+        typer.Option(
+            "--rotate",
+            help="Validate every fold in turn (the others train) and report the mean; "
+            "resumable: finished steps are kept.",
+        ),
+    ] = False,
 ) -> None:
     """Build a model: select the filter size, train, prune, fine-tune, quantize, fuse."""
     try:
         from edge_asc.training.pipeline import PipelineOptions, run_pipeline
+        from edge_asc.training.rotation import run_rotation
     except ImportError as err:
         raise EdgeAscError(
             f"training needs the 'train' extra ({err.name} is missing): "
@@ -264,7 +273,9 @@ def train(
         cache=cache,
         reference=reference,
     )
-    run_pipeline(options)
+    if rotate and (train_splits or val_splits or reference):
+        raise EdgeAscError("--rotate chooses the folds itself: drop --train, --val and --reference")
+    (run_rotation if rotate else run_pipeline)(options)
 
 
 @app.command()

@@ -482,3 +482,13 @@ def test_info_at_a_narrow_terminal_wraps_but_never_cuts(tmp_path):
     text = console.export_text()
     assert "…" not in text
     assert "".join(text.split()).count("".join(str(long_path).split())) == 1
+
+
+@pytest.mark.parametrize("extra", [["--val", "3"], ["--train", "1,2"], ["--reference", "r.json"]])
+def test_rotate_refuses_folds_chosen_by_hand(monkeypatch, capsys, shared_data, tmp_path, extra):
+    data = str(shared_data / "urbansound8k-16k")
+    code, out, err = main_in_process(
+        monkeypatch, capsys, "train", data, "--rotate", "--out", str(tmp_path / "r"), *extra
+    )
+    assert_one_line_error(code, out, err, "--rotate chooses the folds itself")
+    assert not (tmp_path / "r").exists()
