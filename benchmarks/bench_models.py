@@ -24,9 +24,6 @@ from edge_asc.model import Model
 from edge_asc.training import fuse, quantize
 from edge_asc.training.nets import Cnn, load_model
 
-MEMBERS = ("C1", "C2", "C12", "C23", "C123")
-SINGLES = ("baseline", "parent", *MEMBERS)
-
 
 @dataclass
 class RunModels:
@@ -43,7 +40,14 @@ class RunModels:
 
     @property
     def members(self) -> list[str]:
-        return [m for m in MEMBERS if m in self.torch_models]
+        """The members the report names (the fused graph's, in its order) that are on disk."""
+        names = [m["name"] for m in self.report.get("members", [])]
+        return [m for m in names if m in self.torch_models]
+
+    def singles(self) -> list[str]:
+        """Every torch model the run kept: the baseline, each parent, each member."""
+        parents = [p["name"] for p in self.report.get("parents", [{"name": "parent"}])]
+        return ["baseline", *parents, *(m["name"] for m in self.report.get("members", []))]
 
 
 def calibration(signal: np.ndarray, model: Model, count: int = 256) -> np.ndarray:
@@ -66,7 +70,7 @@ def load_run(run: Path, work: Path, signal: np.ndarray) -> RunModels:
         run / "model.onnx",
         run / "model-fp32.onnx",
     )
-    for name in SINGLES:
+    for name in models.singles():
         path = run / "torch" / f"{name}.pt"
         if path.is_file():
             models.torch_models[name] = load_model(path)
@@ -75,7 +79,7 @@ def load_run(run: Path, work: Path, signal: np.ndarray) -> RunModels:
         fp32 = work / f"{name}-fp32.onnx"
         fuse.export_member(module, fp32)
         models.onnx_fp32[name] = fp32
-        if name in MEMBERS and calib is not None:
+        if name in models.members and calib is not None:
             int8 = work / f"{name}-int8.onnx"
             quantize.quantize_int8(fp32, int8, calib)
             models.onnx_int8[name] = int8
