@@ -19,20 +19,15 @@ import numpy as np
 from edge_asc.audio_io import MAX_RATE, MIN_RATE, SAMPLE_LIMIT, iter_blocks, open_audio, to_mono
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import LogMel, windows
+from edge_asc.level import FLOOR_DBFS
 from edge_asc.model import Model
 from edge_asc.modelcard import SILENCE, UNCERTAIN
+from edge_asc.prediction import Prediction
+from edge_asc.resampling import Resampler
+from edge_asc.smoothing import DEFAULT_THRESHOLD, SmoothingConfig, check_threshold
 from edge_asc.sources import Source
-from edge_asc.stream import (
-    DEFAULT_THRESHOLD,
-    FLOOR_DBFS,
-    Prediction,
-    Resampler,
-    SmoothingConfig,
-    Windows,
-    WindowStream,
-    check_threshold,
-    stream_predictions,
-)
+from edge_asc.stream import stream_predictions
+from edge_asc.windowing import Windows, WindowStream
 
 DEFAULT_HOP_SECONDS = 0.5
 MAX_ARRAY_CHANNELS = 8  # more "channels" than this is a channels-first array, not a recording

@@ -142,7 +142,7 @@ def read_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     """The whole file as mono float32 at `sample_rate`; one-line EdgeAscError when unusable.
 
     Offline classification refuses NaN or infinite samples (the file is broken); the live
-    stream instead replaces them and says so (stream.InputGuard).
+    stream instead replaces them and says so (guard.InputGuard).
     """
     with open_audio(path) as sound:
         rate = int(sound.samplerate)

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from edge_asc.live import Display
     from edge_asc.model import Model
     from edge_asc.sinks import PredictionLog
+    from edge_asc.smoothing import SmoothingConfig
     from edge_asc.sources import Source
-    from edge_asc.stream import SmoothingConfig
 
 app = typer.Typer(
     add_completion=False,
@@ -314,7 +314,7 @@ def _live_options(
     """Check the live options before a device is opened; return the smoothing they describe.
     The numbers were checked one by one as they were parsed (`bounded`)."""
     from edge_asc.live import DISPLAYS
-    from edge_asc.stream import SmoothingConfig
+    from edge_asc.smoothing import SmoothingConfig
 
     if display not in DISPLAYS:
         raise EdgeAscError(f"--display must be one of {', '.join(DISPLAYS)}")
@@ -322,6 +322,64 @@ def _live_options(
         return SmoothingConfig(method, windows, margin, threshold)
     except ValueError as err:
         raise EdgeAscError(str(err)) from err
+
+
+def is_terminal(stream: BinaryIO) -> bool:
+    """Whether a person, not a pipe, is at the other end (nothing to read from there)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def open_source(
+    device: str | None = None,
+    rate: int | None = None,
+    channels: int | None = None,
+    from_file: str | Path | None = None,
+    fast: bool = False,
+    stdin: bool = False,
+    pcm: str | None = None,
+    default_rate: int = 16000,
+    stdin_stream: BinaryIO | None = None,
+) -> Source:
+    """The one source the `listen` options name (the microphone unless told otherwise).
+
+    An option that does not apply to the chosen source is refused, never ignored: a file says
+    its own rate, channels and format; raw PCM says none of them, so --stdin needs --rate.
+    """
+    from edge_asc.audio_io import check_format
+    from edge_asc.sources import FileSource, MicSource, StdinSource
+
+    if from_file is not None and stdin:
+        raise EdgeAscError("choose one of --from-file and --stdin")
+    if fast and from_file is None:
+        raise EdgeAscError("--fast replays a file: use it with --from-file")
+    if pcm is not None and not stdin:
+        raise EdgeAscError("--format describes raw PCM: it applies to --stdin only")
+    if from_file is not None:
+        if device is not None or rate is not None or channels is not None:
+            raise EdgeAscError("--device, --rate and --channels do not apply to --from-file")
+        return FileSource(from_file, realtime=not fast)
+    channels = channels if channels is not None else 1
+    if stdin:
+        if device is not None:
+            raise EdgeAscError("--device does not apply to --stdin")
+        if rate is None:
+            raise EdgeAscError(
+                "--stdin needs --rate: raw PCM does not say its sample rate, and read at "
+                "another one it is classified wrong without a sign (arecord's -r)"
+            )
+        stream = stdin_stream if stdin_stream is not None else sys.stdin.buffer
+        if is_terminal(stream):
+            raise EdgeAscError(
+                "--stdin reads raw PCM from a pipe, but standard input is a terminal: e.g. "
+                f"arecord -f S16_LE -r {rate} -c {channels} | edge-asc listen --stdin --rate {rate}"
+            )
+        return StdinSource(rate, channels, pcm or "S16_LE", stream)
+    rate = rate if rate is not None else default_rate  # an explicit 0 is refused, not defaulted
+    check_format(rate, channels, "--rate/--channels")  # before any device is opened
+    return MicSource(device, rate, channels)
 
 
 def _check_top_k(top_k: int, loaded: Model) -> None:
@@ -467,7 +525,6 @@ def listen(
 ) -> None:
     """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
     from edge_asc.model import Model
-    from edge_asc.sources import open_source
 
     config = _live_options(display, smoothing, smooth_windows, margin, threshold)
     config = dataclasses.replace(config, silence_dbfs=silence_dbfs)

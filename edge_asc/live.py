@@ -30,16 +30,14 @@ from rich.table import Table
 from rich.text import Text
 
 from edge_asc.errors import warn
+from edge_asc.guard import DEFAULT_STUCK_SECONDS
 from edge_asc.model import Model
+from edge_asc.modelcard import UNCERTAIN
+from edge_asc.prediction import Prediction
 from edge_asc.sinks import PredictionLog, utc_iso
+from edge_asc.smoothing import SmoothingConfig
 from edge_asc.sources import Source
-from edge_asc.stream import (
-    DEFAULT_STUCK_SECONDS,
-    UNCERTAIN,
-    LiveStream,
-    Prediction,
-    SmoothingConfig,
-)
+from edge_asc.stream import LiveStream
 
 DISPLAYS = ("auto", "rich", "plain", "none")
 

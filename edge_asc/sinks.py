@@ -31,7 +31,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any
 
 from edge_asc.errors import EdgeAscError, warn
-from edge_asc.stream import Prediction
+from edge_asc.prediction import Prediction
 
 LOG_FORMATS = ("jsonl", "csv")
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024

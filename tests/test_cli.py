@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import pty
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +16,8 @@ import pytest
 import soundfile as sf
 
 from edge_asc.api import Classifier
+from edge_asc.cli import open_source
+from edge_asc.errors import EdgeAscError
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
@@ -492,3 +495,39 @@ def test_rotate_refuses_folds_chosen_by_hand(monkeypatch, capsys, shared_data, t
     )
     assert_one_line_error(code, out, err, "--rotate chooses the folds itself")
     assert not (tmp_path / "r").exists()
+
+
+# --- listen's source options, checked before any device is opened ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"from_file": "x.wav", "stdin": True}, "one of"),
+        ({"fast": True}, "--from-file"),
+        ({"from_file": "x.wav", "rate": 48000}, "do not apply"),
+        ({"stdin": True, "device": "usb", "rate": 16000}, "does not apply"),
+        # Refused, not ignored: a file and a microphone have no raw sample format.
+        ({"from_file": "x.wav", "pcm": "S16_LE"}, "--format .* --stdin only"),
+        ({"pcm": "FLOAT_LE"}, "--format .* --stdin only"),
+        # Raw PCM has no header: a guessed rate would be wrong without a sign.
+        ({"stdin": True}, "--stdin needs --rate"),
+    ],
+)
+def test_open_source_rejects_contradictions(kwargs, message):
+    with pytest.raises(EdgeAscError, match=message):
+        open_source(**kwargs)
+
+
+def test_stdin_at_a_terminal_is_refused_not_waited_on():
+    """A person at a terminal is not a PCM stream: say so instead of waiting for ever."""
+    main, other = pty.openpty()
+    try:
+        with (
+            open(other, "rb", buffering=0, closefd=False) as terminal,
+            pytest.raises(EdgeAscError, match="standard input is a terminal"),
+        ):
+            open_source(stdin=True, rate=16000, stdin_stream=terminal)
+    finally:
+        os.close(main)
+        os.close(other)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from edge_asc.api import Classifier
 from edge_asc.features import FrontEndConfig
-from edge_asc.stream import WindowStream
+from edge_asc.windowing import WindowStream
 
 HALF_WINDOW = 8000  # samples at 16 kHz: half of the shipped model's 1-s window
 

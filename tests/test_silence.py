@@ -17,10 +17,11 @@ import soundfile as sf
 
 from edge_asc.api import Classifier
 from edge_asc.audio_io import read_audio
+from edge_asc.level import FLOOR_DBFS, dbfs
 from edge_asc.model import default_model_path
 from edge_asc.modelcard import DEFAULT_SILENCE_DBFS, METADATA_KEY, SILENCE, UNCERTAIN
+from edge_asc.smoothing import DEFAULT_THRESHOLD, SmoothingConfig
 from edge_asc.sources import Source
-from edge_asc.stream import DEFAULT_THRESHOLD, FLOOR_DBFS, SmoothingConfig, dbfs
 
 # The levels measured on the shared data with the shipped model (1-s windows, 0.5-s hop): the
 # quietest window it classifies correctly, and the quietest TUT scene window.

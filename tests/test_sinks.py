@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from edge_asc.errors import EdgeAscError
+from edge_asc.prediction import Prediction
 from edge_asc.sinks import SUFFIX_FORMATS, PredictionLog, csv_header, record, rotate
-from edge_asc.stream import Prediction
 
 LABELS = ["dog_bark", "siren", "jackhammer", "street_music"]
 
