@@ -1,6 +1,6 @@
 """The package list, discovered instead of written out; pyproject.toml holds everything else.
 
-A hand-kept list once left edge_asc.bench out of the installed package (issue 18), unseen by
+A hand-kept list once left edge_asc.bench out of the installed package, unseen by
 the tests' editable install; tests/test_install.py builds the wheel and runs it. The repository
 keeps edge_asc/, training/ and models/ side by side, but an install puts only edge_asc into
 site-packages: training/ becomes edge_asc.training (with every subpackage it grows), models/

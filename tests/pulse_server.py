@@ -1,4 +1,4 @@
-"""A private PulseAudio daemon for live-audio tests (DESIGN.md section 5).
+"""A private PulseAudio daemon for live-audio tests (docs/architecture.md, section 5).
 
 A null sink's monitor is a real microphone for the program under test; `paplay` is the person
 talking into it. The daemon can be stopped and started again in the same runtime folder, at the

@@ -41,7 +41,7 @@ def test_non_finite_samples_are_refused(classifier, clip, bad):
         classifier.classify_array(audio, rate)
 
 
-# --- integer PCM, shapes, rates (issue 18, item 8) ---------------------------------------------
+# --- integer PCM, shapes, rates ----------------------------------------------------------------
 
 JACKHAMMER = "fold1/103074-7-4-4.flac"  # the model's surest jackhammer: 0.96 from float samples
 INT_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]

@@ -1,4 +1,4 @@
-"""classify streams a file in blocks (issue 18, item 3): the same verdict as the whole-file path
+"""classify streams a file in blocks: the same verdict as the whole-file path
 on real clips, and memory that does not grow with the file's length."""
 
 from __future__ import annotations

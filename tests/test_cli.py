@@ -420,7 +420,7 @@ def test_numbers_at_their_limits_are_accepted(shared_data, monkeypatch, capsys):
 
 
 def test_log_onto_a_file_it_did_not_write_is_refused_untouched(tmp_path, shared_data):
-    """The issue's case: `--log rec.flac` cut the recording's last 84 bytes and appended JSON.
+    """The case that was found: `--log rec.flac` once cut a recording's last 84 bytes, added JSON.
     A subprocess each, with a timeout: a FIFO must be refused, not block the start."""
     from edge_asc.model import default_model_path
 

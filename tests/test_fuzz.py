@@ -218,7 +218,7 @@ def test_logmel_is_finite_and_chunking_free_for_any_finite_input(values, sizes):
     np.testing.assert_array_equal(got, expected)
 
 
-# --- model cards (issue 18, item 5) -------------------------------------------------------------
+# --- model cards --------------------------------------------------------------------------------
 
 DELETE = object()  # a change that removes the field
 JSON_VALUES = st.recursive(

@@ -1,4 +1,5 @@
-"""`edge-asc listen` end to end, as a subprocess, through a real PulseAudio server (DESIGN.md §5).
+"""`edge-asc listen` end to end, as a subprocess, through a real PulseAudio server
+(docs/architecture.md, section 5).
 
 A PulseAudio null sink's monitor is the microphone; `paplay` plays real UrbanSound8K clips into
 it, one after another, each padded with digital silence. The listener's JSON Lines log is then

@@ -93,7 +93,7 @@ def test_card_that_disagrees_with_the_graph(tmp_path):
         Model(path)
 
 
-# --- cards that contradict their graph, or themselves (issue 18, item 5) ------------------------
+# --- cards that contradict their graph, or themselves -------------------------------------------
 
 
 def _card_change(key: str, value: object):

@@ -1,4 +1,4 @@
-"""No audio, no window (issue 18, item 7): an empty stream or a file shorter than half a window
+"""No audio, no window: an empty stream or a file shorter than half a window
 gets no prediction; classify refuses it in one line (exit 2), listen logs nothing and says so."""
 
 from __future__ import annotations

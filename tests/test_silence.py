@@ -1,4 +1,4 @@
-"""Silence and uncertainty (issue 18, item 4): a window below the silence level is `silence`,
+"""Silence and uncertainty: a window below the silence level is `silence`,
 a clip whose best class is improbable is `uncertain`; real quiet recordings are neither silence
 nor refused, and the level comes from the option, else the model card, else the default."""
 

@@ -1,8 +1,9 @@
 """The systemd unit: it verifies cleanly, scores <= 2.0 exposure and keeps what the app needs.
 
 `systemd-analyze verify` and `systemd-analyze security --offline=true` work without systemd
-running as PID 1 (DESIGN.md section 5); the tests that call them skip only where the tool is
-not installed. `verify` exits 0 on typos but prints them, so a test fails on any output.
+running as PID 1 (docs/architecture.md, section 5); the tests that call them skip only where
+the tool is not installed. `verify` exits 0 on typos but prints them, so a test fails on any
+output.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The issue's targets, judged on one run's figures (None where this run could not measure)."""
+"""The goals the figures are held to, judged on one run's figures (None: not measured here)."""
 
 from __future__ import annotations
 

@@ -76,7 +76,7 @@ class Table:
 
 @dataclass
 class Goal:
-    """A target from the issue and whether this run met it (None: not measured here)."""
+    """A goal the figures are held to and whether this run met it (None: not measured here)."""
 
     goal: str
     measured: str

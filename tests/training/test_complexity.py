@@ -75,7 +75,7 @@ def _bias_adds(config: CnnConfig) -> int:
     ids=["baseline", "singh3x3"],
 )
 def test_reference_figures(config: CnnConfig, parameters: int, macs: int) -> None:
-    # DESIGN.md section 3: the figures the counter must reproduce.
+    # docs/architecture.md, section 3: the figures the counter must reproduce.
     count = count_cnn(config)
     assert (count.parameters, count.macs) == (parameters, macs)
     assert count.parameters == sum(p.numel() for p in fold_batchnorm(Cnn(config)).parameters())
