@@ -24,6 +24,16 @@ def _reference_rows(training: dict) -> list[tuple[str, str]]:
     ref = training.get("reference_run")
     if not ref:
         return []
+    if ref.get("kind") == "rotation":
+        return [
+            (
+                "reference run",
+                f"same pipeline, each of folds {', '.join(map(str, ref['val_splits']))} "
+                f"validated in turn: INT8 {_pct(ref['int8_accuracy'])} on average "
+                f"(FP32 {_pct(ref['fp32_accuracy'])}), DCASE 2022 baseline "
+                f"{_pct(ref['baseline_accuracy'])}",
+            )
+        ]
     return [
         (
             "reference run",

@@ -108,6 +108,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "val_clips": run["clips"]["val"],
                 "minutes": run["timings_s"]["total"] / 60,
                 "selected_kernel": next(r["kernel"] for r in run["filter_size"] if r["selected"]),
+                "filter_size": run["filter_size"],
                 "members": [m["name"] for m in run["members"]],
                 "ensemble_minus_baseline": run.get("ensemble_minus_baseline"),
                 "int8_per_class_recall": _per_class(run),

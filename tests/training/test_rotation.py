@@ -132,3 +132,32 @@ def test_rotation_needs_two_splits(shared_data: Path, tmp_path):
         (folder / clip.name).symlink_to(clip)
     with pytest.raises(EdgeAscError, match="--rotate needs at least 2 splits"):
         run_rotation(PipelineOptions(data=tmp_path / "one", out=tmp_path / "o", quick=True))
+
+
+def test_a_model_on_every_fold_carries_the_rotation_in_its_card(rotation, tmp_path):
+    options, summary = rotation
+    run = PipelineOptions(
+        data=options.data,
+        out=tmp_path / "all",
+        quick=True,
+        cache=options.cache,
+        val_splits=["none"],
+        reference=options.out / "rotation.json",
+    )
+    everything = run_pipeline(run)
+    kernels = [r["selected_kernel"] for r in summary["rotations"]]
+    assert everything["members"][0]["kernel"] == max(set(kernels), key=kernels.count)
+    classifier = Classifier(tmp_path / "all" / "model.onnx")
+    ref = classifier.card.training["reference_run"]
+    ens = summary["models"]["fused ensemble INT8"]["accuracy"]
+    assert ref["kind"] == "rotation" and ref["val_splits"] == ["1", "2", "3"]
+    assert ref["int8_accuracy"] == ens["mean"] and ref["int8_per_rotation"] == ens["per_rotation"]
+    base = summary["models"]["DCASE 2022 baseline"]["accuracy"]["mean"]
+    assert ref["baseline_accuracy"] == base
+    from rich.console import Console
+
+    from edge_asc.display import print_card
+
+    with open(tmp_path / "card.txt", "w") as out:
+        print_card(classifier.card, tmp_path / "m.onnx", classifier.model.id, Console(file=out))
+    assert "each of folds 1, 2, 3 validated in turn" in (tmp_path / "card.txt").read_text()
