@@ -178,3 +178,23 @@ def test_tolerance_merges_near_identical_conv1_filters(members, real_windows):
             <= TOL
         )
         assert torch.abs(merged(x) - exact(x)).max() < 1e-2
+
+
+def test_members_of_two_parents_share_within_each_parent_only(members, real_windows, tmp_path):
+    gen = torch.Generator().manual_seed(7)
+    torch.manual_seed(7)
+    other = Cnn(singh_config(3)).eval()  # a second parent: other initial weights
+    _randomise_bn(other, gen)
+    theirs = [_drop_filters(other, 0, [1, 4]), copy.deepcopy(other)]
+    for m in theirs:
+        _perturb(m, gen, ("features.8", "features.9", "classifier"))
+    both = [members[1], members[2], *theirs]
+    proto = export_onnx(fuse(both), tmp_path / "two.onnx")
+    assert (
+        np.abs(_run(tmp_path / "two.onnx", real_windows) - _softmax_mean(both, real_windows)).max()
+        <= TOL
+    )
+    # the first parent's two members share 15 of its filters (both dropped filter 3); the second
+    # parent's add their own 16, no more: one conv of 31 filters
+    assert fuse(both).sharing()["conv1"]["distinct"] == 15 + 16
+    assert _conv1_channels(proto) == [31]

@@ -89,7 +89,7 @@ def test_the_app_runs_what_the_pipeline_built(tau_run):
     assert card.labels == results["labels"]
     assert card.quantization.startswith("int8")
     assert card.file_size_bytes == (out / "a" / "model.onnx").stat().st_size
-    assert card.macs == results["ensemble"]["macs"] < results["ensemble"]["members_macs"]
+    assert card.macs == results["ensemble"]["macs"] <= results["ensemble"]["members_macs"]
     assert card.training["accuracy"]["int8"] == results["ensemble"]["int8_accuracy"]
     clip = next((root / "audio").glob("*.wav"))
     result = classifier.classify_file(clip)  # 48 kHz stereo 24-bit, resampled by the app
