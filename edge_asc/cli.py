@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Annotated, BinaryIO
 import typer
 
 from edge_asc.errors import EdgeAscError
+from edge_asc.events import DEFAULT_EVENT_THRESHOLD, DEFAULT_GAP_S, DEFAULT_MIN_DURATION_S
 
 if TYPE_CHECKING:
+    from edge_asc.events import EventConfig
+    from edge_asc.history import Sinks
     from edge_asc.live import Display
     from edge_asc.model import Model
     from edge_asc.sinks import PredictionLog
@@ -398,12 +401,80 @@ def _open_log(
     return PredictionLog(log, log_format, top_k, round(log_max_mb * 2**20), log_keep)
 
 
+def _event_config(
+    loaded: Model,
+    db: Path | None,
+    threshold: float,
+    class_thresholds: list[str],
+    include: list[str],
+    exclude: list[str],
+    gap: float,
+    min_duration: float,
+) -> EventConfig:
+    """What makes an event, checked against the model's classes; the event options apply to
+    --db only (refused without it, like any option that does not apply)."""
+    from edge_asc.events import EventConfig
+
+    defaults = EventConfig()
+    given = (threshold, gap, min_duration) != (
+        defaults.threshold,
+        defaults.gap_s,
+        defaults.min_duration_s,
+    )
+    if db is None and (given or class_thresholds or include or exclude):
+        raise EdgeAscError("the --event-* and --class-threshold options apply to --db only")
+    thresholds = {}
+    for pair in class_thresholds:
+        label, sep, number = pair.partition("=")
+        try:
+            value = float(number) if sep else math.nan
+        except ValueError:
+            value = math.nan
+        if not sep or not label.strip():
+            raise EdgeAscError(f"--class-threshold takes CLASS=P, e.g. siren=0.7 (got {pair!r})")
+        check_number(f"--class-threshold {label.strip()}", value, 0, 1)
+        thresholds[label.strip()] = value
+    try:
+        config = EventConfig(
+            threshold,
+            thresholds,
+            frozenset(include) if include else None,
+            frozenset(exclude),
+            gap,
+            min_duration,
+        )
+        config.check_labels(loaded.labels)
+    except ValueError as err:
+        raise EdgeAscError(str(err)) from err
+    return config
+
+
+def _add_history(
+    log: PredictionLog | None,
+    db: Path,
+    events: EventConfig,
+    keep_days: float | None,
+    window_every: float,
+) -> Sinks:
+    """The event history next to the log (opened before the device: a bad path fails at once)."""
+    from edge_asc.events import EventDetector
+    from edge_asc.history import EventSink, History, Sinks
+
+    try:
+        history = History(db, keep_days)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
+    return Sinks([*([log] if log else []), EventSink(history, EventDetector(events), window_every)])
+
+
 def _run_live(
     source: Source,
     loaded: Model,
     display: str,
     top_k: int,
-    sink: PredictionLog | None,
+    sink: PredictionLog | Sinks | None,
     hop: float,
     smoothing: SmoothingConfig,
     stuck_after: float = 10.0,
@@ -522,6 +593,56 @@ def listen(
     ] = 10.0,
     silence_dbfs: SilenceOption = None,
     display: DisplayOption = "auto",
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Store each detection event in this SQLite file as it ends."),
+    ] = None,
+    db_keep_days: Annotated[
+        float | None,
+        typer.Option(
+            help="Delete events that ended more than this many days ago (default: keep all).",
+            callback=bounded(0, 36_500, low_open=True, unit=" days"),
+        ),
+    ] = None,
+    db_windows: Annotated[
+        float,
+        typer.Option(
+            help="Also store one window every this many seconds (0: none).",
+            callback=bounded(0, 86_400, unit=" s"),
+        ),
+    ] = 0.0,
+    event_confidence: Annotated[
+        float,
+        typer.Option(
+            help="Smoothed confidence a class needs for an event (unless --class-threshold).",
+            callback=bounded(0, 1),
+        ),
+    ] = DEFAULT_EVENT_THRESHOLD,
+    class_threshold: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="CLASS=P: that class's own event threshold (repeatable).", show_default=False
+        ),
+    ] = None,
+    event_class: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this class makes events (repeatable; default: every class)."),
+    ] = None,
+    event_exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="This class makes no events (repeatable)."),
+    ] = None,
+    event_gap: Annotated[
+        float,
+        typer.Option(
+            help="An event ends after this many seconds without its class.",
+            callback=bounded(0, 86_400, unit=" s"),
+        ),
+    ] = DEFAULT_GAP_S,
+    event_min_duration: Annotated[
+        float,
+        typer.Option(help="Shorter events are dropped.", callback=bounded(0, 86_400, unit=" s")),
+    ] = DEFAULT_MIN_DURATION_S,
 ) -> None:
     """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
     from edge_asc.model import Model
@@ -530,7 +651,19 @@ def listen(
     config = dataclasses.replace(config, silence_dbfs=silence_dbfs)
     loaded = Model(model, threads=threads)
     _check_top_k(top_k, loaded)
+    events = _event_config(
+        loaded,
+        db,
+        event_confidence,
+        class_threshold or [],
+        event_class or [],
+        event_exclude or [],
+        event_gap,
+        event_min_duration,
+    )
     sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
+    if db is not None:
+        sink = _add_history(sink, db, events, db_keep_days, db_windows)
     try:
         source = open_source(
             device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate
@@ -540,6 +673,68 @@ def listen(
             sink.close()
         raise
     _run_live(source, loaded, display, top_k, sink, hop, config, stuck_after)
+
+
+DbArgument = Annotated[
+    Path, typer.Option("--db", help="The SQLite history `listen --db` writes.", readable=False)
+]
+SinceOption = Annotated[
+    str | None,
+    typer.Option(help="Only events since: a span (30m, 1h, 2d, 1w) or a date/time (UTC)."),
+]
+LabelOption = Annotated[str | None, typer.Option("--label", help="Only events of this class.")]
+
+
+@app.command()
+def events(
+    db: DbArgument,
+    since: SinceOption = None,
+    label: LabelOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per line and event.")
+    ] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row.")] = False,
+) -> None:
+    """Print the detection events stored by `listen --db`, oldest first (times in UTC)."""
+    from edge_asc.history import read_events
+    from edge_asc.history_view import events_text, parse_since
+
+    if as_json and as_csv:
+        raise EdgeAscError("choose one of --json and --csv")
+    found = read_events(db, parse_since(since) if since else None, label)
+    fmt = "json" if as_json else "csv" if as_csv else "text"
+    typer.echo(events_text(found, fmt), nl=False)
+
+
+@app.command()
+def summary(
+    db: DbArgument,
+    by: Annotated[
+        str | None, typer.Option("--by", help="Counts per hour or day (default: in all).")
+    ] = None,
+    since: SinceOption = None,
+    label: LabelOption = None,
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also draw the counts into this PNG file.")
+    ] = None,
+) -> None:
+    """Count the stored events per class (per hour or day with --by), with bars."""
+    from rich.console import Console
+
+    from edge_asc.history import read_events
+    from edge_asc.history_view import BUCKETS, check_png_support, parse_since, print_summary
+
+    if by is not None and by not in BUCKETS:
+        raise EdgeAscError(f"--by must be one of {', '.join(BUCKETS)} (got {by!r})")
+    if png is not None:
+        check_png_support()
+    found = read_events(db, parse_since(since) if since else None, label)
+    print_summary(found, by, Console())
+    if png is not None:
+        from edge_asc.history_view import write_png
+
+        write_png(found, by, png)
+        typer.echo(f"edge-asc: wrote {png}", err=True)
 
 
 @app.command()

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from edge_asc.modelcard import SILENCE, UNCERTAIN
 
 if TYPE_CHECKING:
-    from edge_asc.stream import Prediction
+    from edge_asc.prediction import Prediction
 
 NEVER_EVENTS = frozenset({SILENCE, UNCERTAIN})
 DEFAULT_EVENT_THRESHOLD = 0.5

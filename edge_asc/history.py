@@ -34,7 +34,7 @@ from edge_asc.errors import EdgeAscError, warn
 from edge_asc.events import Event, EventDetector, iso_utc
 
 if TYPE_CHECKING:
-    from edge_asc.stream import Prediction
+    from edge_asc.prediction import Prediction
 
 APPLICATION_ID = 0x45415343  # "EASC": marks the file as edge-asc's
 BUSY_TIMEOUT_MS = 5000
@@ -379,3 +379,30 @@ class EventSink:
                 self.history.add_event(event)
         finally:
             self.history.close()
+
+
+@dataclass
+class Sinks:
+    """Several sinks fed as one, in order (the prediction log, then the event history): what
+    the listen loop writes each prediction to, reopens on SIGHUP and closes at the end."""
+
+    members: list[Any]
+
+    def write(self, pred: Prediction) -> None:
+        for sink in self.members:
+            sink.write(pred)
+
+    def reopen(self) -> None:
+        for sink in self.members:
+            sink.reopen()
+
+    def close(self) -> None:
+        """Close every member, even when one fails to."""
+        errors = []
+        for sink in self.members:
+            try:
+                sink.close()
+            except Exception as err:  # the others must still be closed
+                errors.append(err)
+        if errors:
+            raise errors[0]

@@ -34,7 +34,7 @@ from edge_asc.guard import DEFAULT_STUCK_SECONDS
 from edge_asc.model import Model
 from edge_asc.modelcard import UNCERTAIN
 from edge_asc.prediction import Prediction
-from edge_asc.sinks import PredictionLog, utc_iso
+from edge_asc.sinks import utc_iso
 from edge_asc.smoothing import SmoothingConfig
 from edge_asc.sources import Source
 from edge_asc.stream import LiveStream
@@ -46,6 +46,14 @@ class Display(Protocol):
     def start(self, source: Source, model_id: str) -> None: ...
     def update(self, pred: Prediction) -> None: ...
     def stop(self) -> None: ...
+
+
+class Sink(Protocol):
+    """What the loop feeds each prediction to: the prediction log, the event history, or both
+    (edge_asc.history.Sinks); SIGHUP reopens it."""
+
+    def write(self, pred: Prediction) -> None: ...
+    def reopen(self) -> None: ...
 
 
 Annotate = Callable[[Prediction], str]  # extra text shown with a prediction (the demo's truth)
@@ -309,7 +317,7 @@ def run(
     source: Source,
     model: Model,
     display: Display,
-    log: PredictionLog | None = None,
+    log: Sink | None = None,
     hop_seconds: float = 0.5,
     smoothing: SmoothingConfig | None = None,
     stop: threading.Event | None = None,
