@@ -1,6 +1,6 @@
 """Parameter and MAC counts in the DCASE Task 1 convention, from a config or from an ONNX file.
 
-Convention (DESIGN.md section 3), per 1-s input (batch 1):
+Convention (docs/architecture.md, section 3), per 1-s input (batch 1):
 - parameters: every weight and bias, batch norm folded into the preceding conv, so BN adds nothing
   and a conv always has its bias;
 - MACs: conv = out_h * out_w * out_c * k_h * k_w * in_c / groups; dense = in * out;
