@@ -160,7 +160,7 @@ class _UnionStage(nn.Module):
         return self.pool(self.act(self.op(x)))
 
     def cost(self, x: torch.Tensor) -> tuple[int, int]:
-        """(MACs, parameters) for one input, by the DCASE convention (docs/architecture.md, section 3)."""
+        """(MACs, parameters) for one input, by the DCASE convention (docs/architecture.md 3)."""
         if self.flatten:
             x = torch.flatten(x, 1)
         y = self.op(x)

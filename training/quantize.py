@@ -171,7 +171,7 @@ def quantize_int8(
         )
     result = onnx.load(str(int8_path))
     src = onnx.load(str(fp32_path))
-    if src.metadata_props:  # the model card travels with the model (docs/architecture.md, section 1)
+    if src.metadata_props:  # the card travels with the model (docs/architecture.md, section 1)
         props = {p.key: p.value for p in result.metadata_props}
         props.update({p.key: p.value for p in src.metadata_props})
         onnx.helper.set_model_props(result, props)
