@@ -401,6 +401,16 @@ def _open_log(
     return PredictionLog(log, log_format, top_k, round(log_max_mb * 2**20), log_keep)
 
 
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """--config: the file's options become the defaults of the others (eager: read before
+    them), so the command line still overrides it."""
+    if value is not None:
+        from edge_asc.config import listen_defaults
+
+        ctx.default_map = {**(ctx.default_map or {}), **listen_defaults(value, ctx.command)}
+    return value
+
+
 def _event_config(
     loaded: Model,
     db: Path | None,
@@ -643,6 +653,17 @@ def listen(
         float,
         typer.Option(help="Shorter events are dropped.", callback=bounded(0, 86_400, unit=" s")),
     ] = DEFAULT_MIN_DURATION_S,
+    config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of options: a [listen] table with the long option names as keys "
+            "and a [thresholds] table (CLASS = P); the command line overrides it.",
+            is_eager=True,
+            callback=_load_config,
+            readable=False,
+        ),
+    ] = None,
 ) -> None:
     """Classify live audio: a microphone, a replayed file or raw PCM on stdin. Stop: Ctrl-C."""
     from edge_asc.model import Model
