@@ -154,6 +154,15 @@ def test_every_readme_command_runs_from_the_installed_wheel(fresh, shared_data, 
     assert piped.returncode == 0, piped.stderr
     assert len(piped.stdout.splitlines()) == 7
 
+    db = tmp_path / "history.db"
+    stored = cli("listen", "--from-file", clip, "--fast", "--display", "none", "--db", str(db))
+    assert stored.returncode == 0, stored.stderr
+    found = cli("events", "--db", str(db), "--json")
+    assert found.returncode == 0, found.stderr
+    assert all(json.loads(line)["label"] for line in found.stdout.splitlines())
+    counted = cli("summary", "--db", str(db), "--by", "day")
+    assert counted.returncode == 0, counted.stderr
+
     devices = cli("devices")  # no sound card needed: a list, or one line saying why not
     assert devices.returncode in (0, 2), devices.stderr
     if devices.returncode == 2:
