@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from edge_asc.history import Sinks
     from edge_asc.live import Display
     from edge_asc.model import Model
+    from edge_asc.mqtt import MqttOptions
     from edge_asc.sinks import PredictionLog
     from edge_asc.smoothing import SmoothingConfig
     from edge_asc.sources import Source
@@ -413,7 +414,7 @@ def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Path | N
 
 def _event_config(
     loaded: Model,
-    db: Path | None,
+    wanted: bool,
     threshold: float,
     class_thresholds: list[str],
     include: list[str],
@@ -422,7 +423,7 @@ def _event_config(
     min_duration: float,
 ) -> EventConfig:
     """What makes an event, checked against the model's classes; the event options apply to
-    --db only (refused without it, like any option that does not apply)."""
+    --db and --mqtt only (refused without it, like any option that does not apply)."""
     from edge_asc.events import EventConfig
 
     defaults = EventConfig()
@@ -431,8 +432,10 @@ def _event_config(
         defaults.gap_s,
         defaults.min_duration_s,
     )
-    if db is None and (given or class_thresholds or include or exclude):
-        raise EdgeAscError("the --event-* and --class-threshold options apply to --db only")
+    if not wanted and (given or class_thresholds or include or exclude):
+        raise EdgeAscError(
+            "the --event-* and --class-threshold options apply to --db and --mqtt only"
+        )
     thresholds = {}
     for pair in class_thresholds:
         label, sep, number = pair.partition("=")
@@ -459,24 +462,72 @@ def _event_config(
     return config
 
 
-def _add_history(
+def _add_events(
     log: PredictionLog | None,
-    db: Path,
+    db: Path | None,
     events: EventConfig,
     keep_days: float | None,
     window_every: float,
+    mqtt: MqttOptions | None,
 ) -> Sinks:
-    """The event history next to the log (opened before the device: a bad path fails at once)."""
+    """The event history and MQTT next to the log, opened before the device (a bad path fails
+    at once; the broker is connected to in the background)."""
     from edge_asc.events import EventDetector
     from edge_asc.history import EventSink, History, Sinks
 
+    history = None
     try:
-        history = History(db, keep_days)
+        history = History(db, keep_days) if db is not None else None
+        watchers = []
+        if mqtt is not None:
+            from edge_asc.mqtt import MqttPublisher
+
+            watchers.append(MqttPublisher(mqtt, events.min_duration_s))
     except BaseException:
+        if history is not None:
+            history.close()
         if log is not None:
             log.close()
         raise
-    return Sinks([*([log] if log else []), EventSink(history, EventDetector(events), window_every)])
+    sink = EventSink(history, EventDetector(events), window_every, watchers)
+    return Sinks([*([log] if log else []), sink])
+
+
+def _mqtt_options(
+    url: str | None,
+    name: str | None,
+    loaded: Model,
+    ha_prefix: str,
+    tls_files: tuple[Path | None, Path | None, Path | None],
+    cooldown: float,
+    min_confidence: float,
+) -> MqttOptions | None:
+    """--mqtt and its options, checked before anything is opened (None: no --mqtt)."""
+    if url is None:
+        if name is not None or any(tls_files):
+            raise EdgeAscError("--name, --mqtt-ca, --mqtt-cert and --mqtt-key apply to --mqtt only")
+        return None
+    try:
+        from edge_asc.mqtt import MqttOptions, node_id, parse_url
+    except ImportError as err:  # pragma: no cover - a dependency of the package
+        raise EdgeAscError(f"--mqtt needs paho-mqtt ({err.name} is missing)") from err
+    prefix = ha_prefix.strip("/")
+    if not prefix or any(c in prefix for c in "#+"):
+        raise EdgeAscError(f"--ha-prefix must be a topic without # or + (got {ha_prefix!r})")
+    for path in tls_files:
+        if path is not None and not path.is_file():
+            raise EdgeAscError(f"--mqtt TLS: no such file {path}")
+    return MqttOptions(
+        parse_url(url),
+        node_id(name),
+        tuple(loaded.labels),
+        loaded.id,
+        prefix,
+        *tls_files,
+        cooldown_s=cooldown,
+        min_confidence=min_confidence,
+        version=_version(),
+    )
 
 
 def _run_live(
@@ -653,6 +704,43 @@ def listen(
         float,
         typer.Option(help="Shorter events are dropped.", callback=bounded(0, 86_400, unit=" s")),
     ] = DEFAULT_MIN_DURATION_S,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            help="Publish to this broker: mqtt://[user[:password]@]host[:port] or mqtts://...",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="This listener's node id in MQTT (default: the host name)."),
+    ] = None,
+    mqtt_ca: Annotated[
+        Path | None, typer.Option(help="mqtts: CA certificate file.", readable=False)
+    ] = None,
+    mqtt_cert: Annotated[
+        Path | None, typer.Option(help="mqtts: client certificate file.", readable=False)
+    ] = None,
+    mqtt_key: Annotated[
+        Path | None, typer.Option(help="mqtts: client key file.", readable=False)
+    ] = None,
+    ha_prefix: Annotated[
+        str, typer.Option(help="Home Assistant's discovery prefix.")
+    ] = "homeassistant",
+    notify_cooldown: Annotated[
+        float,
+        typer.Option(
+            help="MQTT: after an event's start, that class's next start waits this many seconds.",
+            callback=bounded(0, 86_400, unit=" s"),
+        ),
+    ] = 30.0,
+    notify_min_confidence: Annotated[
+        float,
+        typer.Option(
+            help="MQTT: events whose peak confidence is lower are not published.",
+            callback=bounded(0, 1),
+        ),
+    ] = 0.0,
     config_file: Annotated[
         Path | None,
         typer.Option(
@@ -674,7 +762,7 @@ def listen(
     _check_top_k(top_k, loaded)
     events = _event_config(
         loaded,
-        db,
+        db is not None or mqtt is not None,
         event_confidence,
         class_threshold or [],
         event_class or [],
@@ -682,9 +770,18 @@ def listen(
         event_gap,
         event_min_duration,
     )
+    publish = _mqtt_options(
+        mqtt,
+        name,
+        loaded,
+        ha_prefix,
+        (mqtt_ca, mqtt_cert, mqtt_key),
+        notify_cooldown,
+        notify_min_confidence,
+    )
     sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
-    if db is not None:
-        sink = _add_history(sink, db, events, db_keep_days, db_windows)
+    if db is not None or publish is not None:
+        sink = _add_events(sink, db, events, db_keep_days, db_windows, publish)
     try:
         source = open_source(
             device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate

@@ -24,11 +24,11 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge_asc.errors import EdgeAscError, warn
 from edge_asc.events import Event, EventDetector, iso_utc
@@ -352,33 +352,57 @@ def read_events(
     return [row_event(row) for row in rows]
 
 
+class EventWatcher(Protocol):
+    """Told of every window and event (MQTT): `window(None, ...)` when the stream ends."""
+
+    def window(
+        self, pred: Prediction | None, ended: list[Event], current: Event | None
+    ) -> None: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class EventSink:
     """The listen loop's hook, next to the prediction log: each prediction goes to the detector,
-    each event that ends into the history; every `window_every_s` stream seconds (0: never) a
-    window goes in too. `close` ends the event in progress (a clean stop stores it)."""
+    each event that ends into the history (if any); every `window_every_s` stream seconds (0:
+    never) a window goes in too; `watchers` see each window with the events it ended and the
+    one in progress. `close` ends the event in progress (a clean stop stores it)."""
 
-    history: History
+    history: History | None
     detector: EventDetector
     window_every_s: float = 0.0
+    watchers: list[EventWatcher] = field(default_factory=list)
     _next_window: float = 0.0
 
     def write(self, pred: Prediction) -> None:
-        for event in self.detector.push(pred):
-            self.history.add_event(event)
-        if self.window_every_s > 0 and pred.offset >= self._next_window:
-            self.history.add_window(pred)
-            self._next_window = pred.offset + self.window_every_s
+        ended = self.detector.push(pred)
+        if self.history is not None:
+            for event in ended:
+                self.history.add_event(event)
+            if self.window_every_s > 0 and pred.offset >= self._next_window:
+                self.history.add_window(pred)
+                self._next_window = pred.offset + self.window_every_s
+        for watcher in self.watchers:
+            watcher.window(pred, ended, self.detector.current)
 
     def reopen(self) -> None:
         """SIGHUP: nothing to reopen (SQLite is not rotated)."""
 
     def close(self) -> None:
         try:
-            for event in self.detector.flush():
-                self.history.add_event(event)
+            ended = self.detector.flush()
+            if self.history is not None:
+                for event in ended:
+                    self.history.add_event(event)
+            for watcher in self.watchers:
+                watcher.window(None, ended, None)
         finally:
-            self.history.close()
+            try:
+                for watcher in self.watchers:
+                    watcher.close()
+            finally:
+                if self.history is not None:
+                    self.history.close()
 
 
 @dataclass

@@ -354,6 +354,8 @@ BAD_NUMBERS = {
     ("listen", "--event-confidence"): ["nan", "-0.1", "1.5"],
     ("listen", "--event-gap"): ["nan", "inf", "-1"],
     ("listen", "--event-min-duration"): ["nan", "inf", "-1", "86401"],
+    ("listen", "--notify-cooldown"): ["nan", "inf", "-1", "86401"],
+    ("listen", "--notify-min-confidence"): ["nan", "-0.1", "1.5"],
     ("bench", "--runs"): ["0", "-5"],
     ("bench", "--fast-seconds"): ["nan", "inf", "1"],
     ("bench", "--realtime-seconds"): ["nan", "inf", "0"],

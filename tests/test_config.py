@@ -53,6 +53,14 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "event-exclude": ('"gun_shot"', ("gun_shot",)),
     "event-gap": ("2", 2.0),
     "event-min-duration": ("0.5", 0.5),
+    "mqtt": ('"mqtt://broker.lan"', "mqtt://broker.lan"),
+    "name": ('"kitchen"', "kitchen"),
+    "mqtt-ca": ('"/srv/ca.pem"', "/srv/ca.pem"),
+    "mqtt-cert": ('"/srv/c.pem"', "/srv/c.pem"),
+    "mqtt-key": ('"/srv/k.pem"', "/srv/k.pem"),
+    "ha-prefix": ('"ha"', "ha"),
+    "notify-cooldown": ("120", 120.0),
+    "notify-min-confidence": ("0.8", 0.8),
 }
 
 
