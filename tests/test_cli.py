@@ -538,3 +538,17 @@ def test_stdin_at_a_terminal_is_refused_not_waited_on():
     finally:
         os.close(main)
         os.close(other)
+
+
+def test_python_dash_m_runs_the_same_commands(shared_data, tmp_path):
+    clip = shared_data / "urbansound8k-16k" / "fold3" / "103199-4-0-0.flac"
+    by_module = subprocess.run(
+        [sys.executable, "-m", "edge_asc", "classify", "--json", str(clip)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert by_module.returncode == 0, by_module.stderr
+    assert by_module.stdout == run("classify", "--json", str(clip), cwd=tmp_path).stdout
+    assert json.loads(by_module.stdout)["file"] == str(clip)
