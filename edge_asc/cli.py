@@ -22,6 +22,7 @@ from edge_asc.events import DEFAULT_EVENT_THRESHOLD, DEFAULT_GAP_S, DEFAULT_MIN_
 if TYPE_CHECKING:
     from edge_asc.events import EventConfig
     from edge_asc.history import Sinks
+    from edge_asc.hook import HookOptions
     from edge_asc.live import Display
     from edge_asc.model import Model
     from edge_asc.mqtt import MqttOptions
@@ -423,7 +424,7 @@ def _event_config(
     min_duration: float,
 ) -> EventConfig:
     """What makes an event, checked against the model's classes; the event options apply to
-    --db and --mqtt only (refused without it, like any option that does not apply)."""
+    --db, --mqtt and --on-event only (refused without, like any option that does not apply)."""
     from edge_asc.events import EventConfig
 
     defaults = EventConfig()
@@ -434,7 +435,7 @@ def _event_config(
     )
     if not wanted and (given or class_thresholds or include or exclude):
         raise EdgeAscError(
-            "the --event-* and --class-threshold options apply to --db and --mqtt only"
+            "the --event-* and --class-threshold options apply to --db, --mqtt and --on-event only"
         )
     thresholds = {}
     for pair in class_thresholds:
@@ -469,21 +470,28 @@ def _add_events(
     keep_days: float | None,
     window_every: float,
     mqtt: MqttOptions | None,
+    hook: HookOptions | None = None,
 ) -> Sinks:
-    """The event history and MQTT next to the log, opened before the device (a bad path fails
-    at once; the broker is connected to in the background)."""
+    """The event history, MQTT and the --on-event hook next to the log, opened before the
+    device (a bad path fails at once; the broker is connected to in the background)."""
     from edge_asc.events import EventDetector
-    from edge_asc.history import EventSink, History, Sinks
+    from edge_asc.history import EventSink, EventWatcher, History, Sinks
 
     history = None
     try:
+        watchers: list[EventWatcher] = []
         history = History(db, keep_days) if db is not None else None
-        watchers = []
         if mqtt is not None:
             from edge_asc.mqtt import MqttPublisher
 
             watchers.append(MqttPublisher(mqtt, events.min_duration_s))
+        if hook is not None:
+            from edge_asc.hook import EventHook
+
+            watchers.append(EventHook(hook, events.min_duration_s))
     except BaseException:
+        for watcher in watchers:
+            watcher.close()
         if history is not None:
             history.close()
         if log is not None:
@@ -528,6 +536,21 @@ def _mqtt_options(
         min_confidence=min_confidence,
         version=_version(),
     )
+
+
+def _hook_options(
+    command: str | None, timeout: float, cooldown: float, min_confidence: float
+) -> HookOptions | None:
+    """--on-event and its timeout, checked before anything is opened (None: no --on-event)."""
+    from edge_asc.hook import DEFAULT_TIMEOUT_S, HookOptions
+
+    if command is None:
+        if timeout != DEFAULT_TIMEOUT_S:
+            raise EdgeAscError("--on-event-timeout applies to --on-event only")
+        return None
+    if not command.strip():
+        raise EdgeAscError("--on-event takes a command, e.g. --on-event 'cat >> events.jsonl'")
+    return HookOptions(command, timeout, cooldown, min_confidence)
 
 
 def _run_live(
@@ -730,17 +753,33 @@ def listen(
     notify_cooldown: Annotated[
         float,
         typer.Option(
-            help="MQTT: after an event's start, that class's next start waits this many seconds.",
+            help="MQTT and --on-event: after an event's start, that class's next start waits "
+            "this many seconds.",
             callback=bounded(0, 86_400, unit=" s"),
         ),
     ] = 30.0,
     notify_min_confidence: Annotated[
         float,
         typer.Option(
-            help="MQTT: events whose peak confidence is lower are not published.",
+            help="MQTT and --on-event: events whose peak confidence is lower are not told.",
             callback=bounded(0, 1),
         ),
     ] = 0.0,
+    on_event: Annotated[
+        str | None,
+        typer.Option(
+            "--on-event",
+            help="Run this shell command at each event's start, with the event as JSON on stdin "
+            "(one at a time; after --notify-cooldown and --notify-min-confidence).",
+        ),
+    ] = None,
+    on_event_timeout: Annotated[
+        float,
+        typer.Option(
+            help="Kill an --on-event command still running after this many seconds.",
+            callback=bounded(0.1, 3600, unit=" s"),
+        ),
+    ] = 10.0,
     config_file: Annotated[
         Path | None,
         typer.Option(
@@ -762,7 +801,7 @@ def listen(
     _check_top_k(top_k, loaded)
     events = _event_config(
         loaded,
-        db is not None or mqtt is not None,
+        db is not None or mqtt is not None or on_event is not None,
         event_confidence,
         class_threshold or [],
         event_class or [],
@@ -779,9 +818,10 @@ def listen(
         notify_cooldown,
         notify_min_confidence,
     )
+    hook = _hook_options(on_event, on_event_timeout, notify_cooldown, notify_min_confidence)
     sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
-    if db is not None or publish is not None:
-        sink = _add_events(sink, db, events, db_keep_days, db_windows, publish)
+    if db is not None or publish is not None or hook is not None:
+        sink = _add_events(sink, db, events, db_keep_days, db_windows, publish, hook)
     try:
         source = open_source(
             device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate

@@ -231,3 +231,23 @@ def detect(predictions: Iterable[Prediction], config: EventConfig | None = None)
     for pred in predictions:
         events += detector.push(pred)
     return events + detector.flush()
+
+
+@dataclass
+class NotifyPolicy:
+    """Which events are told to people (an MQTT start message, the --on-event command): a per-class
+    cooldown and a minimum confidence, so a dog barking all afternoon is not 4,000 notifications.
+    Pure, in stream seconds; each teller keeps its own, fed the same events, so all agree."""
+
+    cooldown_s: float = 30.0  # after a told start, that class's next start waits this long
+    min_confidence: float = 0.0  # an event whose peak (so far) is lower is not told
+    _last_start: dict[str, float] = field(default_factory=dict)  # class -> its last told start
+
+    def worth_telling(self, event: Event) -> bool:
+        if event.peak_confidence < self.min_confidence:
+            return False
+        last = self._last_start.get(event.label)
+        return last is None or event.start_offset_s - last >= self.cooldown_s
+
+    def told(self, event: Event) -> None:
+        self._last_start[event.label] = event.start_offset_s

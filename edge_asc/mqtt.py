@@ -29,6 +29,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from edge_asc.errors import EdgeAscError, warn
-from edge_asc.events import Event
+from edge_asc.events import Event, NotifyPolicy
 
 if TYPE_CHECKING:
     from edge_asc.prediction import Prediction
@@ -165,9 +166,15 @@ def discovery(options: MqttOptions) -> dict[str, dict[str, Any]]:
     return {topic: {**payload, **common} for topic, payload in configs.items()}
 
 
-def make_client(options: MqttOptions, on_connect: Callable[[], None]) -> Any:
+def make_client(
+    options: MqttOptions,
+    on_connect: Callable[[], None],
+    on_fail: Callable[[str], None] = lambda why: None,
+) -> Any:
     """A paho client with the last will, the reconnect backoff, the queue limit and TLS set
-    (not connected yet: `start`); EdgeAscError in one line for unusable TLS files."""
+    (not connected yet: `start`); EdgeAscError in one line for unusable TLS files. `on_fail`
+    gets why a connection could not be made (refused, TLS, a wrong password): paho itself only
+    retries, silently."""
     import paho.mqtt.client as paho
 
     client = paho.Client(
@@ -195,11 +202,36 @@ def make_client(options: MqttOptions, on_connect: Callable[[], None]) -> Any:
         client.tls_set_context(context)
 
     def connected(client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
-        if not reason.is_failure:
+        if reason.is_failure:  # the broker answered no: a wrong password, not authorized
+            on_fail(f"the broker refused the connection: {reason}{_hint(reason)}")
+        else:
             on_connect()
 
+    def failed(client: Any, userdata: Any) -> None:
+        # paho calls this inside its `except OSError`, so the error is the one being handled.
+        on_fail(_why(sys.exc_info()[1]))
+
     client.on_connect = connected
+    client.on_connect_fail = failed
     return client
+
+
+def _hint(reason: Any) -> str:
+    """What to check when the broker says no to the credentials (MQTT 5 codes: paho maps the
+    3.1.1 ones to them)."""
+    bad_credentials = {134, 135}  # bad user name or password; not authorized
+    return " (check the user and password in --mqtt)" if reason.value in bad_credentials else ""
+
+
+def _why(err: BaseException | None) -> str:
+    """A connection error in a few words: TLS's own reason when it is one."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS: {err.verify_message} (check --mqtt-ca)"
+    if isinstance(err, ssl.SSLError):
+        return f"TLS: {err.reason or err}"
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    return "the connection failed"
 
 
 def start(client: Any, address: BrokerAddress) -> None:
@@ -218,11 +250,20 @@ class _Notices:
     connected_once: bool = False
 
     def up(self) -> None:
-        if self.away:
-            self.notify(f"the MQTT broker {self.where} is back")
-        elif not self.connected_once:
+        if not self.connected_once:
             self.notify(f"connected to the MQTT broker {self.where}")
+        elif self.away:
+            self.notify(f"the MQTT broker {self.where} is back")
         self.away, self.connected_once = False, True
+
+    def failed(self, why: str) -> None:
+        """A connection attempt failed: said once, unless the loss was said already."""
+        if not self.away:
+            self.away = True
+            self.notify(
+                f"cannot connect to the MQTT broker {self.where}: {why}; retrying every "
+                f"{RECONNECT_MIN_S} s to {RECONNECT_MAX_S // 60} min"
+            )
 
     def down(self) -> None:
         if not self.away:
@@ -249,12 +290,12 @@ class MqttPublisher:
         self._states: dict[str, str] = dict.fromkeys(options.labels, "OFF")
         self._current: dict[str, str] = {}  # sound, confidence, level: the last published
         self._last_state = -float("inf")
-        self._last_start: dict[str, float] = {}  # class -> stream offset of its last start
+        self._policy = NotifyPolicy(options.cooldown_s, options.min_confidence)
         self._started: dict[str, float] = {}  # published event id -> last publish (clock)
         where = f"{options.address.host}:{options.address.port}"
         self._notices = _Notices(notify, where)
         self._closing = False
-        self._client = make_client(options, self._on_connect)
+        self._client = make_client(options, self._on_connect, self._notices.failed)
         self._client.on_disconnect = self._on_disconnect
         start(self._client, options.address)
 
@@ -310,9 +351,9 @@ class MqttPublisher:
         if current is None or current.duration_s < self.min_duration_s - 1e-9:
             return
         if current.id not in self._started:
-            if self._worth_telling(current):
+            if self._policy.worth_telling(current):
                 self._started[current.id] = now
-                self._last_start[current.label] = current.start_offset_s
+                self._policy.told(current)
                 self._publish(f"{base}/event", json.dumps({"type": "start", **current.to_dict()}))
                 payload = {"event_type": current.label, **current.to_dict()}
                 self._publish(f"{base}/ha_event", json.dumps(payload))
@@ -320,12 +361,6 @@ class MqttPublisher:
         elif now - self._started[current.id] >= UPDATE_INTERVAL_S:
             self._started[current.id] = now
             self._publish(f"{base}/event", json.dumps({"type": "update", **current.to_dict()}))
-
-    def _worth_telling(self, event: Event) -> bool:
-        if event.peak_confidence < self.options.min_confidence:
-            return False
-        last = self._last_start.get(event.label)
-        return last is None or event.start_offset_s - last >= self.options.cooldown_s
 
     def _set_current(self, pred: Prediction) -> None:
         values = {
@@ -353,7 +388,8 @@ class MqttPublisher:
             f"{self.options.base}/availability", "offline", qos=1, retain=True
         )
         deadline = time.monotonic() + CLOSE_WAIT_S
-        while not info.is_published() and time.monotonic() < deadline:
+        # Not connected (rc != 0): nothing goes out now, and is_published() would raise.
+        while info.rc == 0 and not info.is_published() and time.monotonic() < deadline:
             time.sleep(0.02)
         self._closing = True
         self._client.disconnect()

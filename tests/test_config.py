@@ -61,6 +61,8 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "ha-prefix": ('"ha"', "ha"),
     "notify-cooldown": ("120", 120.0),
     "notify-min-confidence": ("0.8", 0.8),
+    "on-event": ('"cat >> /srv/events.jsonl"', "cat >> /srv/events.jsonl"),
+    "on-event-timeout": ("3", 3.0),
 }
 
 

@@ -129,7 +129,10 @@ def test_png_without_matplotlib_is_one_line(sequence, tmp_path):
         (["events", "--db", "{db}", "--json", "--csv"], "choose one of --json and --csv"),
         (["events", "--db", "{db}", "--since", "yesterday"], "--since must be"),
         (["summary", "--db", "{db}", "--by", "week"], "--by must be one of hour, day"),
-        (["listen", "--from-file", "{audio}", "--event-gap", "2"], "apply to --db and --mqtt only"),
+        (
+            ["listen", "--from-file", "{audio}", "--event-gap", "2"],
+            "apply to --db, --mqtt and --on-event only",
+        ),
         (["listen", "--from-file", "{audio}", "--db", "{audio}"], "not an SQLite database"),
         (
             ["listen", "--from-file", "{audio}", "--db", "{db}", "--class-threshold", "siren"],

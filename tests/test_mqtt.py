@@ -6,12 +6,13 @@ side."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,14 +41,15 @@ def free_port() -> int:
 
 
 class Broker:
-    """mosquitto on 127.0.0.1:port, no persistence (a restart forgets every retained message)."""
+    """mosquitto on 127.0.0.1:port, no persistence (a restart forgets every retained message);
+    `settings`: its other lines (TLS files, a password file)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, settings: str = "allow_anonymous true\n") -> None:
         self.port = free_port()
         self.conf = folder / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-        )
+        # As root, mosquitto would become the user `mosquitto`, who cannot read tmp_path.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{settings}persistence false\n{user}")
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -88,10 +90,12 @@ def broker(tmp_path) -> Iterator[Broker]:
 class Subscriber:
     """A real client subscribed to everything: (topic, payload, retained) as they arrive."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, setup: Callable[[paho.Client], object] | None = None) -> None:
         self.messages: list[tuple[str, str, bool]] = []
         self._lock = threading.Lock()
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        if setup is not None:  # TLS, a user name
+            setup(self.client)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
         self.client.connect("127.0.0.1", port)
@@ -335,3 +339,206 @@ def test_bad_mqtt_options_are_one_line(args, message, shared_data):
 def test_parse_url_refuses_in_one_line():
     with pytest.raises(EdgeAscError):
         parse_url("broker.lan:1883")
+
+
+# --- TLS with client certificates, and a password file -----------------------------------------
+
+
+def openssl(folder: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+
+EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+
+def make_ca(folder: Path, name: str) -> Path:
+    """A throwaway CA: `name`.pem and `name`.key in `folder`."""
+    openssl(folder, "req", "-x509", *EC, "-keyout", f"{name}.key", "-out", f"{name}.pem",
+            "-days", "2", "-subj", f"/CN=edge-asc test {name}")  # fmt: skip
+    return folder / f"{name}.pem"
+
+
+def make_cert(folder: Path, name: str, ca: str, usage: str, san: str = "") -> None:
+    """`name`.pem and `name`.key signed by the CA `ca` (serverAuth or clientAuth)."""
+    ext = folder / f"{name}.ext"
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        f"extendedKeyUsage={usage}\nsubjectKeyIdentifier=hash\n"
+        f"authorityKeyIdentifier=keyid,issuer\n{san}"
+    )
+    openssl(folder, "req", *EC, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={name}")  # fmt: skip
+    openssl(folder, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+            f"{ca}.key", "-CAcreateserial", "-days", "2", "-out", f"{name}.pem",
+            "-extfile", str(ext))  # fmt: skip
+
+
+@pytest.fixture
+def tls_broker(tmp_path) -> Iterator[tuple[Broker, Path]]:
+    """mosquitto speaking only TLS, requiring a client certificate from the CA; (broker, the
+    folder with ca.pem, client.pem, client.key and other-ca.pem, a CA that signed nothing)."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_ca(pki, "ca")
+    make_cert(pki, "server", "ca", "serverAuth", "subjectAltName=IP:127.0.0.1\n")
+    make_cert(pki, "client", "ca", "clientAuth")
+    make_ca(pki, "other-ca")
+    settings = (
+        f"cafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\nkeyfile {pki / 'server.key'}\n"
+        "require_certificate true\nallow_anonymous true\n"
+    )
+    running = Broker(tmp_path, settings)
+    running.start()
+    try:
+        yield running, pki
+    finally:
+        running.stop()
+
+
+def tls_client(pki: Path) -> Callable[[paho.Client], object]:
+    return lambda client: client.tls_set(
+        str(pki / "ca.pem"), str(pki / "client.pem"), str(pki / "client.key")
+    )
+
+
+def test_mqtts_with_a_client_certificate_connects_and_publishes(tls_broker, sequence, tmp_path):
+    broker, pki = tls_broker
+    sub = Subscriber(broker.port, tls_client(pki))
+    time.sleep(0.3)
+    run = edge_asc(
+        "listen", "--from-file", str(sequence), "--fast", "--display", "none",
+        "--mqtt", f"mqtts://127.0.0.1:{broker.port}", "--name", "tls",
+        "--mqtt-ca", str(pki / "ca.pem"), "--mqtt-cert", str(pki / "client.pem"),
+        "--mqtt-key", str(pki / "client.key"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert f"connected to the MQTT broker 127.0.0.1:{broker.port}" in run.stderr
+    sub.wait(lambda: sub.payloads("edge-asc/tls/availability")[-1:] == ["offline"])
+    assert "online" in sub.payloads("edge-asc/tls/availability")
+    assert [e["label"] for e in events_of(sub, "tls") if e["type"] == "end"] == LABELS
+    assert sub.payloads("homeassistant/sensor/tls/sound/config")
+    sub.close()
+
+
+def refused_once(listener: Listener, text: str) -> str:
+    """Wait for `text`, let paho retry a few times (1 s, then 2 s), end the listener cleanly;
+    its stderr."""
+    listener.wait_stderr(text, 60)
+    time.sleep(3.5)
+    listener.proc.stdin.close()
+    assert listener.wait(timeout=60) == 0, listener.stderr
+    return listener.stderr
+
+
+def test_mqtts_with_a_wrong_ca_is_one_clear_line(tls_broker, tmp_path):
+    broker, pki = tls_broker
+    listener = Listener(
+        tmp_path, "listen", "--stdin", "--rate", "16000", "--display", "none",
+        "--mqtt", f"mqtts://127.0.0.1:{broker.port}", "--name", "wrong-ca",
+        "--mqtt-ca", str(pki / "other-ca.pem"), "--mqtt-cert", str(pki / "client.pem"),
+        "--mqtt-key", str(pki / "client.key"), stdin=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        err = refused_once(listener, "cannot connect to the MQTT broker")
+    finally:
+        listener.kill()
+    lines = [line for line in err.splitlines() if "MQTT" in line]
+    assert len(lines) == 1, err  # said once, not at each retry
+    assert f"cannot connect to the MQTT broker 127.0.0.1:{broker.port}: TLS:" in lines[0]
+    assert "certificate" in lines[0]  # OpenSSL's reason, e.g. "self-signed certificate in chain"
+    assert "(check --mqtt-ca); retrying every 1 s to 5 min" in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.fixture
+def password_broker(tmp_path) -> Iterator[Broker]:
+    """mosquitto with a password file (user `edge`, password `s3cret:x`), no anonymous
+    clients."""
+    passwords = tmp_path / "passwords"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "edge", "s3cret:x"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    running = Broker(tmp_path, f"allow_anonymous false\npassword_file {passwords}\n")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_user_and_password(password_broker, sequence, tmp_path):
+    broker = password_broker
+    sub = Subscriber(broker.port, lambda client: client.username_pw_set("edge", "s3cret:x"))
+    time.sleep(0.3)
+    args = ["listen", "--from-file", str(sequence), "--fast", "--display", "none"]
+    url = f"mqtt://edge:s3cret%3Ax@127.0.0.1:{broker.port}"  # a ':' in it, percent-encoded
+    run = edge_asc(*args, "--mqtt", url, "--name", "pw")
+    assert run.returncode == 0, run.stderr
+    assert "connected to the MQTT broker" in run.stderr
+    sub.wait(lambda: sub.payloads("edge-asc/pw/availability")[-1:] == ["offline"])
+    assert [e["label"] for e in events_of(sub, "pw") if e["type"] == "end"] == LABELS
+    sub.close()
+
+
+@pytest.mark.parametrize("user", ["edge:wrong", "stranger:s3cret%3Ax", ""])
+def test_a_wrong_password_is_reported_once(password_broker, tmp_path, user):
+    broker = password_broker
+    listener = Listener(
+        tmp_path, "listen", "--stdin", "--rate", "16000", "--display", "none",
+        "--mqtt", f"mqtt://{user}{'@' if user else ''}127.0.0.1:{broker.port}", "--name", "pw",
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        err = refused_once(listener, "refused the connection")
+    finally:
+        listener.kill()
+    lines = [line for line in err.splitlines() if "MQTT" in line]
+    assert len(lines) == 1, err  # said once; not "lost the broker" at each retry either
+    assert "the broker refused the connection: Not authorized" in lines[0]
+    assert "Traceback" not in err
+
+
+# --- the update message of an event in progress -------------------------------------------------
+
+
+def test_an_event_in_progress_gets_update_messages(broker, shared_data, tmp_path):
+    """A siren for about 13 s of real time (a 4-s clip fed every second on stdin): its start,
+    an update at most every 10 s (UPDATE_INTERVAL_S) with the same id and the event as it
+    stands then, and its end."""
+    siren = next(clip for clip, label in SEQUENCE if label == "siren")
+    audio, _ = sf.read(shared_data / "urbansound8k-16k" / "fold3" / f"{siren}.flac", dtype="int16")
+    pcm = audio.astype(np.int16).tobytes()
+    sub = Subscriber(broker.port)
+    listener = Listener(
+        tmp_path, "listen", "--stdin", "--rate", "16000", "--display", "none",
+        "--mqtt", broker.url, "--name", "long", stdin=subprocess.PIPE,
+    )  # fmt: skip
+    arrived: dict[str, float] = {}
+    try:
+        sub.wait(lambda: "online" in sub.payloads("edge-asc/long/availability"), 60, "online")
+        began = time.monotonic()
+        while time.monotonic() - began < 13:
+            listener.proc.stdin.write(pcm)
+            listener.proc.stdin.flush()
+            for e in events_of(sub, "long"):
+                arrived.setdefault(e["type"], time.monotonic())
+            time.sleep(1.0)
+        listener.proc.stdin.write(np.zeros(16000 * 3, np.int16).tobytes())  # silence: it ends
+        listener.proc.stdin.close()
+        assert listener.wait(timeout=60) == 0, listener.stderr
+        sub.wait(lambda: sub.payloads("edge-asc/long/availability")[-1:] == ["offline"])
+    finally:
+        listener.kill()
+        sub.close()
+    sent = events_of(sub, "long")
+    assert [e["type"] for e in sent] == ["start", "update", "end"], sent
+    start, update, end = sent
+    assert start["label"] == update["label"] == end["label"] == "siren"
+    assert start["id"] == update["id"] == end["id"]
+    assert start["duration_s"] < update["duration_s"] < end["duration_s"]
+    assert start["windows"] < update["windows"] < end["windows"]
+    assert arrived["update"] - arrived["start"] >= 9  # not before the interval
+    assert not [t for t, _, retained in sub.got() if t.endswith("/event") and retained]
