@@ -356,6 +356,7 @@ BAD_NUMBERS = {
     ("listen", "--event-min-duration"): ["nan", "inf", "-1", "86401"],
     ("listen", "--notify-cooldown"): ["nan", "inf", "-1", "86401"],
     ("listen", "--notify-min-confidence"): ["nan", "-0.1", "1.5"],
+    ("listen", "--on-event-timeout"): ["nan", "inf", "0", "-1", "0.05", "3601"],
     ("bench", "--runs"): ["0", "-5"],
     ("bench", "--fast-seconds"): ["nan", "inf", "1"],
     ("bench", "--realtime-seconds"): ["nan", "inf", "0"],
