@@ -47,7 +47,7 @@ def test_each_clip_gives_one_event_of_its_class_in_order(recorded):
 def test_silence_and_uncertain_never_make_events(recorded):
     """Even with no threshold and no minimum duration, and `silence` in the include list."""
     preds, _ = recorded
-    assert {p.smoothed_label for p in preds} & NEVER_EVENTS == {"silence"}
+    assert "silence" in {p.smoothed_label for p in preds}  # the recording has both to refuse
     config = EventConfig(threshold=0.0, min_duration_s=0.0)
     events = detect(preds, config)
     assert events and not {e.label for e in events} & NEVER_EVENTS
