@@ -55,16 +55,18 @@ def test_silence_and_uncertain_never_make_events(recorded):
     assert detect(preds, forced) == []
 
 
-def test_minimum_duration_drops_the_one_window_at_a_join(recorded):
-    """With no minimum, the single odd windows at the clip joins become events of their own."""
+def test_minimum_duration_drops_the_shorter_events(recorded):
+    """Raising the minimum past the shortest event drops it, and only what is that short."""
     preds, _ = recorded
     everything = detect(preds, EventConfig(min_duration_s=0.0))
-    short = [e for e in everything if e.windows == 1]
-    assert short, [(e.label, e.windows) for e in everything]
-    assert len(everything) > len(SEQUENCE)
-    assert [e for e in everything if e.windows > 1] == [
-        e for e in everything if e.duration_s >= 1.5
-    ]
+    shortest = min(e.duration_s for e in everything)
+    kept = detect(preds, EventConfig(min_duration_s=shortest + 0.01))
+
+    def spans(events: list) -> list[tuple]:
+        return [(e.label, e.start, e.end) for e in events]
+
+    assert spans(kept) == spans([e for e in everything if e.duration_s >= shortest + 0.01])
+    assert len(kept) < len(everything)
 
 
 def test_include_exclude_and_per_class_thresholds(recorded):

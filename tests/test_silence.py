@@ -161,7 +161,7 @@ def test_classify_and_listen_say_silence(tmp_path):
     done = run_cli("classify", str(path))
     assert done.returncode == 0 and done.stdout.decode().split("\t")[1] == SILENCE
     done = run_cli("classify", "--json", "--silence-dbfs", "-200", str(path))
-    assert json.loads(done.stdout)["label"] == "gun_shot"  # -200: never silence
+    assert json.loads(done.stdout)["label"] not in ("silence", "uncertain")  # -200: never silence
     log = tmp_path / "log.jsonl"
     done = run_cli(
         "listen", "--from-file", str(path), "--fast", "--display", "none", "--log", str(log)
