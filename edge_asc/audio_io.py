@@ -10,7 +10,6 @@ holds cannot make the reader allocate for it.
 from __future__ import annotations
 
 import re
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from edge_asc.errors import EdgeAscError
+from edge_asc.errors import EdgeAscError, check_regular_file
 
 MIN_RATE, MAX_RATE = 8000, 384000  # Hz: telephone band to the fastest audio interfaces
 MAX_CHANNELS = 32
@@ -64,16 +63,7 @@ def _reason(err: BaseException) -> str:
 def open_audio(path: str | Path) -> sf.SoundFile:
     """An open, checked SoundFile positioned at its first frame (see the module's docstring)."""
     path = Path(path)
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        raise EdgeAscError(f"audio file not found: {path}") from None
-    except OSError as err:
-        raise EdgeAscError(f"cannot read audio {path}: {err.strerror}") from err
-    if stat.S_ISDIR(mode):
-        raise EdgeAscError(f"expected an audio file, got a directory: {path}")
-    if not stat.S_ISREG(mode):
-        raise EdgeAscError(f"expected an audio file, got a special file: {path}")
+    check_regular_file(path, "audio", "audio file not found", "an audio file")
     try:
         with open(path, "rb"):  # libsndfile says only "System error" when it may not read
             pass

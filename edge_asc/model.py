@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from edge_asc.errors import EdgeAscError
+from edge_asc.errors import EdgeAscError, check_regular_file
 from edge_asc.modelcard import ModelCard, from_metadata
 
 DEFAULT_MODEL_NAME = "default.onnx"
@@ -21,10 +22,29 @@ def default_model_path() -> Path:
     return Path(str(resources.files("edge_asc.models").joinpath(DEFAULT_MODEL_NAME)))
 
 
+def max_threads() -> int:
+    """The CPUs this process may run on: more intra-op threads only compete for them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cpus or 1
+
+
 def session_options(threads: int = 1, spin: bool = False) -> ort.SessionOptions:
-    """One thread, no spin-waiting by default: a 24/7 service on a Pi should idle between hops."""
+    """One thread, no spin-waiting by default: a 24/7 service on a Pi should idle between hops.
+
+    `threads` is checked here, for the library as for the CLI: onnxruntime starts as many as it
+    is told (a million held 3.4 GB and never finished loading) and reads 0 as "one per core".
+    """
+    if (
+        not isinstance(threads, (int, np.integer))
+        or isinstance(threads, bool)
+        or not 1 <= threads <= max_threads()
+    ):
+        raise ValueError(
+            f"threads must be a whole number from 1 to {max_threads()} (the CPUs here), "
+            f"not {threads!r}"
+        )
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
+    opts.intra_op_num_threads = int(threads)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
@@ -39,21 +59,20 @@ class Model:
 
     def __init__(self, path: str | Path | None = None, threads: int = 1, spin: bool = False):
         self.path = Path(path) if path is not None else default_model_path()
-        if not self.path.is_file():
-            raise EdgeAscError(f"model not found: {self.path}")
-        try:
-            data = self.path.read_bytes()
-        except OSError as err:
-            raise EdgeAscError(f"cannot read model {self.path}: {err.strerror}") from err
+        options = session_options(threads, spin)
+        data = _read_model(self.path)
         try:
             self.session = ort.InferenceSession(
                 data,
-                sess_options=session_options(threads, spin),
+                sess_options=options,
                 providers=["CPUExecutionProvider"],
             )
         except Exception as err:  # onnxruntime raises its own Fail/InvalidProtobuf types
             raise EdgeAscError(f"cannot load model {self.path}: {_first_line(err)}") from err
-        meta = self.session.get_modelmeta().custom_metadata_map
+        try:
+            meta = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as err:  # protobuf strings are bytes; the card must be text
+            raise EdgeAscError(f"{self.path}: the model's metadata is not UTF-8 text") from err
         self.card: ModelCard = from_metadata(meta, str(self.path))
         self.id = f"{self.card.name}@{hashlib.sha256(data).hexdigest()[:12]}"
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -120,6 +139,16 @@ class Model:
                 f"{self.path}: the model's outputs are not probabilities (they must be >= 0 and "
                 f"sum to 1; got sums {', '.join(f'{x:.4g}' for x in probs.sum(axis=1))})"
             )
+
+
+def _read_model(path: Path) -> bytes:
+    """The file's bytes, or one EdgeAscError line saying why not (missing, a directory or other
+    non-file, or not readable: a folder of another user's raises PermissionError from stat)."""
+    check_regular_file(path, "model", "model not found", "a model file")
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise EdgeAscError(f"cannot read model {path}: {err.strerror}") from err
 
 
 def _first_line(err: BaseException) -> str:

@@ -33,6 +33,9 @@ MIN_SILENCE_DBFS = -200.0  # below the -120 dBFS reported for digital zeros: nev
 MAX_LABELS = 1000
 MAX_WINDOW_FRAMES = 10000
 MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.05, 60.0
+# The shipped card is ~3 KB. A far larger one is not a card: it only slows every reader down
+# (`info` took minutes to print a 50 MB description) and holds memory for the whole run.
+MAX_CARD_CHARS = 1 << 20
 
 
 def check_silence_dbfs(value: object, what: str = "silence_dbfs") -> float:
@@ -142,10 +145,20 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str, source: str = "model") -> ModelCard:
+        if len(text) > MAX_CARD_CHARS:
+            raise EdgeAscError(
+                f"{source}: model card metadata is {len(text):,} characters, more than the "
+                f"{MAX_CARD_CHARS:,} edge-asc reads"
+            )
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise EdgeAscError(f"{source}: model card metadata is not valid JSON ({err})") from err
+        except (ValueError, RecursionError) as err:
+            # ValueError: JSONDecodeError, or a number of over 4300 digits; RecursionError:
+            # nesting deeper than the decoder's stack. Either way not a card, and one line.
+            reason = " ".join(str(err).split())[:200]
+            raise EdgeAscError(
+                f"{source}: model card metadata is not valid JSON ({reason})"
+            ) from err
         if not isinstance(data, dict):
             raise EdgeAscError(f"{source}: model card metadata is not a JSON object")
         version = data.get("format_version")

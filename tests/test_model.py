@@ -211,3 +211,69 @@ def test_classify_and_listen_refuse_such_a_model_in_one_line(tmp_path, shared_da
         assert done.returncode == 2, (args, done.returncode, done.stderr[-500:])
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
         assert done.stdout == ""
+
+
+# --- a second round of bad model files and arguments (issue 18's acceptance) ------------------
+
+
+def _patched_bytes(old: bytes, new: bytes) -> bytes:
+    data = default_model_path().read_bytes()
+    assert data.count(old) == 1 and len(old) == len(new)
+    return data.replace(old, new)
+
+
+@pytest.mark.parametrize("where", ["card value", "metadata key"])
+def test_metadata_that_is_not_utf8_is_one_line(tmp_path, where):
+    """onnxruntime's metadata map raised UnicodeDecodeError: a traceback from `info`."""
+    old = b'"name": "edge' if where == "card value" else METADATA_KEY.encode()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(_patched_bytes(old, old[:-2] + b"\xff\xfe"))
+    with pytest.raises(EdgeAscError, match="not UTF-8") as err:
+        Model(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_directory_or_fifo_as_model_says_what_it_is(tmp_path):
+    """A directory was 'model not found'; a FIFO must not block the reader."""
+    import os
+
+    os.mkfifo(tmp_path / "fifo.onnx")
+    with pytest.raises(EdgeAscError, match="got a directory"):
+        Model(tmp_path)
+    with pytest.raises(EdgeAscError, match="got a special file"):
+        Model(tmp_path / "fifo.onnx")
+
+
+def test_a_model_in_a_folder_it_may_not_search_is_one_line(tmp_path, monkeypatch):
+    """As a non-root user, --model ~other/m.onnx raised PermissionError from Path.stat.
+
+    Root may search any folder, so the stat's refusal is simulated for this one path.
+    """
+    import pathlib
+
+    target = tmp_path / "private" / "m.onnx"
+    real_stat = pathlib.Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "stat", stat)
+    with pytest.raises(EdgeAscError, match=r"cannot read model .*Permission denied"):
+        Model(target)
+
+
+@pytest.mark.parametrize("threads", [0, -1, 10**6, 1.5, "2", None, True])
+def test_thread_counts_outside_the_cpus_are_a_value_error(threads):
+    """Model(threads=10**6) held 3.4 GB and never finished loading; 0 meant one per core,
+    and a float said 'cannot load model'."""
+    with pytest.raises(ValueError, match="threads must be a whole number"):
+        Model(threads=threads)
+
+
+def test_thread_counts_within_the_cpus_load():
+    from edge_asc.model import max_threads
+
+    loaded = Model(threads=np.int64(max_threads()))
+    assert loaded.session.get_session_options().intra_op_num_threads == max_threads()

@@ -70,3 +70,33 @@ def test_save_records_exact_file_size(tmp_path):
     assert size == path.stat().st_size
     stored = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(stored[METADATA_KEY])["file_size_bytes"] == size
+
+
+def _with_training(raw_json: str) -> str:
+    """A valid card's JSON whose `training` field is `raw_json`, as written (no re-encoding)."""
+    text = make_card().to_json()
+    assert '"training": {}' in text
+    return text.replace('"training": {}', f'"training": {raw_json}')
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 100_000 + "]" * 100_000,  # json raised RecursionError
+        '{"a": ' * 3000 + "1" + "}" * 3000,
+        '{"n": 1' + "0" * 5000 + "}",  # json raised ValueError: over 4300 digits
+        '{"text": "' + "x" * (3 << 20) + '"}',  # a 3 MB card: info ran for minutes
+    ],
+    ids=["nested lists", "nested objects", "a 5001-digit number", "3 MB"],
+)
+def test_cards_json_cannot_crash_or_stall_the_reader(raw):
+    """Any JSON text in the card is a card or one EdgeAscError line, quickly."""
+    with pytest.raises(EdgeAscError) as err:
+        ModelCard.from_json(_with_training(raw), "m.onnx")
+    assert "\n" not in str(err.value) and "m.onnx" in str(err.value)
+    assert len(str(err.value)) < 500
+
+
+def test_a_moderately_nested_card_still_loads():
+    card = ModelCard.from_json(_with_training('{"a": ' * 50 + "1" + "}" * 50))
+    assert isinstance(card.training["a"], dict)
