@@ -7,46 +7,66 @@ with an ellipsis), so grep and scripts see whole values.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge_asc.modelcard import ModelCard
+
+# C0 and C1 controls (ESC, BEL, CR, NUL ...): a card's text must not drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """`text` with each control character shown as its Python escape (\\n, \\x1b)."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def _object(value: object) -> dict:
+    """A card's informational field as a dict: the trainer's JSON may hold anything there."""
+    return value if isinstance(value, dict) else {}
 
 
 def _pct(value: object) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, (int, float)) else "-"
 
 
+def _names(values: object) -> str:
+    return ", ".join(map(str, values)) if isinstance(values, list) else str(values)
+
+
 def _reference_rows(training: dict) -> list[tuple[str, str]]:
     """A model trained on every split quotes the validated run of its configuration."""
-    ref = training.get("reference_run")
+    ref = _object(training.get("reference_run"))
     if not ref:
         return []
     if ref.get("kind") == "rotation":
         return [
             (
                 "reference run",
-                f"same pipeline, each of folds {', '.join(map(str, ref['val_splits']))} "
-                f"validated in turn: INT8 {_pct(ref['int8_accuracy'])} on average "
-                f"(FP32 {_pct(ref['fp32_accuracy'])}), DCASE 2022 baseline "
-                f"{_pct(ref['baseline_accuracy'])}",
+                f"same pipeline, each of folds {_names(ref.get('val_splits', '-'))} "
+                f"validated in turn: INT8 {_pct(ref.get('int8_accuracy'))} on average "
+                f"(FP32 {_pct(ref.get('fp32_accuracy'))}), DCASE 2022 baseline "
+                f"{_pct(ref.get('baseline_accuracy'))}",
             )
         ]
     return [
         (
             "reference run",
-            f"same pipeline on splits {ref['train_splits']}, validated on {ref['val_splits']}: "
-            f"FP32 {_pct(ref['fp32_accuracy'])}, INT8 {_pct(ref['int8_accuracy'])}, "
-            f"DCASE 2022 baseline {_pct(ref['baseline_accuracy'])}",
+            f"same pipeline on splits {ref.get('train_splits', '-')}, validated on "
+            f"{ref.get('val_splits', '-')}: FP32 {_pct(ref.get('fp32_accuracy'))}, INT8 "
+            f"{_pct(ref.get('int8_accuracy'))}, DCASE 2022 baseline "
+            f"{_pct(ref.get('baseline_accuracy'))}",
         )
     ]
 
 
 def _validation(training: dict) -> str:
     """The card's own validation, or why there is none (a model trained on every split)."""
-    accuracy = training.get("accuracy") or {}
+    accuracy = _object(training.get("accuracy"))
     splits = training.get("val_splits")
     if not splits or not any(isinstance(accuracy.get(k), (int, float)) for k in ("fp32", "int8")):
         reason = "trained on every split" if not splits else "no figures in the card"
@@ -59,10 +79,11 @@ def print_card(card: ModelCard, path: Path, model_id: str, console: Console | No
     console = console or Console()
     plain = not console.is_terminal
     fe = card.frontend
-    console.print(f"[bold]{card.name}[/bold]  ({model_id})", soft_wrap=plain)
+    name = escape(_printable(f"{card.name}  ({model_id})"))  # a '[/x]' in it is text, not markup
+    console.print(f"[bold]{name}[/bold]", soft_wrap=plain)
     if card.description:
-        console.print(card.description, soft_wrap=plain, markup=False)
-    training = card.training
+        console.print(_printable(card.description), soft_wrap=plain, markup=False)
+    training = _object(card.training)
     rows = [
         ("file", f"{path} ({card.file_size_bytes:,} bytes)"),
         ("format", f"version {card.format_version}, {card.quantization}"),
@@ -78,13 +99,14 @@ def print_card(card: ModelCard, path: Path, model_id: str, console: Console | No
             f"{fe.window}, {fe.fmin:g}-{fe.fmax:g} Hz",
         ),
         ("complexity", f"{card.parameters:,} parameters, {card.macs:,} MACs per window"),
-        ("members", ", ".join(m.get("name", "?") for m in card.members) or "-"),
+        ("members", ", ".join(str(_object(m).get("name", "?")) for m in card.members) or "-"),
         ("trained on", f"{training.get('data', '-')} splits {training.get('train_splits', '-')}"),
         ("validated on", _validation(training)),
         *_reference_rows(training),
         ("pipeline", card.pipeline_version or "-"),
         ("licence", card.license or "-"),
     ]
+    rows = [(key, _printable(value)) for key, value in rows]
     if plain:
         for key, value in rows:
             console.print(f"{key:<14} {value}", soft_wrap=True, markup=False, highlight=False)
@@ -93,5 +115,5 @@ def print_card(card: ModelCard, path: Path, model_id: str, console: Console | No
     table.add_column(style="dim", no_wrap=True)
     table.add_column(overflow="fold")  # a long path wraps, never ends in an ellipsis
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, escape(value))
     console.print(table)
