@@ -45,6 +45,12 @@ def check_silence_dbfs(value: object, what: str = "silence_dbfs") -> float:
     raise ValueError(f"{what} must be a level in [{MIN_SILENCE_DBFS:g}, 0] dBFS, not {value!r}")
 
 
+def _has_control(text: str) -> bool:
+    """A C0/C1 control character (newline, ESC, DEL ...): labels and the name go into one-line
+    outputs, the CSV log and the journal, where one would split a line or drive a terminal."""
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
 def _is_number(value: object) -> bool:
     """A finite real number; bools are ints to Python but never a level or a count here."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -97,6 +103,8 @@ class ModelCard:
             raise ValueError("labels must be a list of non-empty strings")
         if not 2 <= len(labels) <= MAX_LABELS or len(set(labels)) != len(labels):
             raise ValueError(f"labels must be 2 to {MAX_LABELS} distinct names")
+        if any(_has_control(x) for x in labels):
+            raise ValueError("labels must hold no control characters (newline, ESC, ...)")
         reserved = {SILENCE, UNCERTAIN} & set(labels)
         if reserved:
             raise ValueError(f"label {sorted(reserved)[0]!r} is reserved by edge-asc")
@@ -120,6 +128,8 @@ class ModelCard:
         for name in ("name", "quantization", "pipeline_version", "license", "description"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string")
+        if _has_control(self.name):
+            raise ValueError("name must hold no control characters (newline, ESC, ...)")
         for name in ("parameters", "macs", "file_size_bytes"):
             if not _is_count(getattr(self, name)):
                 raise ValueError(f"{name} must be a non-negative integer")

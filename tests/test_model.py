@@ -146,6 +146,12 @@ BAD_CARDS = {
     "members not a list": ("members", "C12"),
     "parameters negative": ("parameters", -5),
     "name a number": ("name", 7),
+    # A newline or ESC in a label or the name (the model id) split the one-line outputs, the
+    # journal's notices, and drove the terminal.
+    "label with a newline": ("labels", [f"c{i}" for i in range(9)] + ["dog\nbark"]),
+    "label with ESC": ("labels", [f"c{i}" for i in range(9)] + ["\x1b[2Jdog"]),
+    "name with a newline": ("name", "edge\nasc"),
+    "name with DEL": ("name", "edge\x7fasc"),
     "training a list": ("training", []),
 }
 
