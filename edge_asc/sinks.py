@@ -215,7 +215,11 @@ class PredictionLog:
         self._failure: str | None = None  # why writing fails, while it does
         self._dropped = 0  # records lost to the hold limit during the current failure
         self._closed = False
-        if self.path.is_dir():
+        try:  # a folder the user may not search: PermissionError from stat, one line
+            is_dir = self.path.is_dir()
+        except OSError as err:
+            raise EdgeAscError(f"cannot open the log {self.path}: {err.strerror}") from err
+        if is_dir:
             raise EdgeAscError(f"the log path is a directory: {self.path}")
         named = SUFFIX_FORMATS.get(self.path.suffix.lower())
         if named not in (None, log_format):

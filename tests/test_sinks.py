@@ -321,3 +321,21 @@ def test_a_write_error_leaves_no_partial_record(tmp_path):
         0.5 * i for i in range(6)
     ]
     assert len(notices) == 2 and "writable again: 4 held records written" in notices[1]
+
+
+def test_a_log_in_a_folder_it_may_not_search_is_one_line(tmp_path, monkeypatch):
+    """As a non-root user, --log ~other/x.jsonl raised PermissionError from Path.is_dir.
+
+    Root may search any folder, so the stat's refusal is simulated for this one path.
+    """
+    target = tmp_path / "private" / "x.jsonl"
+    real_stat = Path.stat
+
+    def stat(self, *args, **kwargs):
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(EdgeAscError, match=r"cannot open the log .*: Permission denied"):
+        PredictionLog(target)
