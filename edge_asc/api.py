@@ -114,13 +114,24 @@ class _Tally:
         )
 
 
+def _as_real(value: object) -> float | None:
+    """A Python or NumPy int or float as a float (inf beyond float's range); None for anything
+    else, bools included: True is no number of Hz or seconds."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an int of over 308 digits
+        return math.inf if value > 0 else -math.inf
+
+
 def _check_rate(sample_rate: object) -> int:
     """A whole number of Hz within what the file reader takes; ValueError otherwise."""
-    if isinstance(sample_rate, (bool, np.bool_)) or not isinstance(
-        sample_rate, (int, float, np.integer, np.floating)
-    ):
+    rate = _as_real(sample_rate)
+    if rate is None:
         raise ValueError(f"sample_rate must be a number of Hz, not {sample_rate!r}")
-    rate = float(sample_rate)
     if not math.isfinite(rate) or rate != round(rate) or not MIN_RATE <= rate <= MAX_RATE:
         raise ValueError(
             f"sample_rate must be a whole number of Hz from {MIN_RATE} to {MAX_RATE}, "
@@ -192,11 +203,10 @@ class Classifier:
         return f"{seconds:.3g} s, under the {self.min_seconds:g} s a window needs"
 
     def hop_frames(self, hop_seconds: float) -> int:
-        if not isinstance(hop_seconds, (int, float)) or not 0 < hop_seconds <= 3600:
+        hop = _as_real(hop_seconds)
+        if hop is None or not 0 < hop <= 3600:
             raise ValueError(f"hop_seconds must be in (0, 3600], not {hop_seconds!r}")
-        return max(
-            1, round(hop_seconds * self.card.frontend.sample_rate / self.card.frontend.hop_length)
-        )
+        return max(1, round(hop * self.card.frontend.sample_rate / self.card.frontend.hop_length))
 
     def window_probabilities(
         self, signal: np.ndarray, hop_seconds: float = DEFAULT_HOP_SECONDS

@@ -128,7 +128,8 @@ def test_under_half_a_window_is_refused(classifier, samples):
         st.integers(max_value=MIN_RATE - 1),
         st.integers(min_value=MAX_RATE + 1),
         st.floats().filter(lambda r: not (r.is_integer() and MIN_RATE <= r <= MAX_RATE)),
-        st.sampled_from([True, "16000", None, 10**9, 1e9]),
+        # 10**400 raised OverflowError (int too large to convert to float)
+        st.sampled_from([True, "16000", None, 10**9, 1e9, 10**400, -(10**400)]),
     )
 )
 def test_an_absurd_rate_is_refused(classifier, rate):
@@ -158,3 +159,17 @@ def test_an_absurd_hop_is_refused(classifier, clip, hop):
     audio, rate = sf.read(clip, dtype="float32")
     with pytest.raises(ValueError, match="hop"):
         classifier.classify_array(audio, rate, hop_seconds=hop)
+
+
+@pytest.mark.parametrize("hop", [True, "0.5", None, 10**400, np.float64("nan")])
+def test_a_hop_that_is_no_number_of_seconds_is_refused(classifier, hop):
+    """True was taken as a 1-s hop; 10**400 raised OverflowError."""
+    with pytest.raises(ValueError, match="hop_seconds"):
+        classifier.classify_array(np.zeros(16000, np.float32), 16000, hop_seconds=hop)
+
+
+@pytest.mark.parametrize("hop", [np.float32(0.5), np.float64(0.5), np.int64(1), 1])
+def test_numpy_hops_are_taken(classifier, hop):
+    """np.float32(0.5) was refused while np.float64(0.5) was taken."""
+    audio = np.random.default_rng(0).standard_normal(32000).astype(np.float32) * 0.1
+    assert classifier.classify_array(audio, 16000, hop_seconds=hop).windows >= 2
