@@ -381,7 +381,7 @@ def open_source(
                 "--stdin reads raw PCM from a pipe, but standard input is a terminal: e.g. "
                 f"arecord -f S16_LE -r {rate} -c {channels} | edge-asc listen --stdin --rate {rate}"
             )
-        return StdinSource(rate, channels, pcm or "S16_LE", stream)
+        return StdinSource(rate, channels, "S16_LE" if pcm is None else pcm, stream)
     rate = rate if rate is not None else default_rate  # an explicit 0 is refused, not defaulted
     check_format(rate, channels, "--rate/--channels")  # before any device is opened
     return MicSource(device, rate, channels)

@@ -520,6 +520,8 @@ def test_rotate_refuses_folds_chosen_by_hand(monkeypatch, capsys, shared_data, t
         ({"pcm": "FLOAT_LE"}, "--format .* --stdin only"),
         # Raw PCM has no header: a guessed rate would be wrong without a sign.
         ({"stdin": True}, "--stdin needs --rate"),
+        # An empty --format was read as S16_LE, as if none had been given.
+        ({"stdin": True, "rate": 16000, "pcm": ""}, "unknown PCM format ''"),
     ],
 )
 def test_open_source_rejects_contradictions(kwargs, message):
