@@ -75,8 +75,12 @@ class Dataset:
 def load_dataset(root: Path) -> Dataset:
     """Read a dataset folder, detecting its layout from `meta.csv` (or its absence)."""
     root = Path(root).expanduser()
-    if not root.exists():
-        raise EdgeAscError(f"dataset not found: {root}")
+    try:
+        root.stat()
+    except FileNotFoundError as err:
+        raise EdgeAscError(f"dataset not found: {root}") from err
+    except OSError as err:  # a folder on the way the user may not search, a loop of links
+        raise EdgeAscError(f"cannot read dataset {root}: {err.strerror}") from err
     if not root.is_dir():
         raise EdgeAscError(f"dataset path is not a folder: {root}")
     meta = root / "meta.csv"

@@ -299,3 +299,18 @@ def test_clip_frames_draw_real_windows_at_random_starts(
     assert _start_of(later.draw(np.random.default_rng(0))[3, 0], frames[1]) >= 0
     nothing = clips.subset(np.array([], dtype=np.int64))  # a selection split with no clips
     assert nothing.draw(np.random.default_rng(0)).shape == (0, 1, 40, 51)
+
+
+def test_a_dataset_in_a_folder_it_may_not_search_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    # Tests run as root, which may search anything: the refusal is what a user's stat gets.
+    locked = tmp_path / "locked" / "data"
+    real_stat = Path.stat
+
+    def stat(self: Path, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    with pytest.raises(EdgeAscError, match=r"cannot read dataset .*: Permission denied"):
+        load_dataset(locked)
