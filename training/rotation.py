@@ -165,7 +165,7 @@ def markdown(summary: dict[str, Any]) -> str:
         f"- size: {size['parameters']:,} parameters, {size['macs']:,} MACs per 1-s window, "
         f"{size['int8_file_bytes']:,} bytes (INT8 file)",
         "",
-        "| rotation | train | kernel | members | minutes |",
+        "| rotation | train | kernel | members | minutes (this run; kept steps cost none) |",
         "|---|---|---|---|---|",
     ]
     lines += [
