@@ -20,6 +20,7 @@ from edge_asc.errors import EdgeAscError
 from edge_asc.events import DEFAULT_EVENT_THRESHOLD, DEFAULT_GAP_S, DEFAULT_MIN_DURATION_S
 
 if TYPE_CHECKING:
+    from edge_asc.dashboard.command import ListenDashboard
     from edge_asc.events import EventConfig
     from edge_asc.history import Sinks
     from edge_asc.hook import HookOptions
@@ -304,6 +305,17 @@ def evaluate(
     run(model, data, folds.split(","), out, as_json)
 
 
+HttpTokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--http-token",
+        envvar="EDGE_ASC_HTTP_TOKEN",
+        show_envvar=False,
+        help="The dashboard's token or password (every request must give it).",
+    ),
+]
+
+
 DisplayOption = Annotated[
     str,
     typer.Option(
@@ -471,6 +483,7 @@ def _add_events(
     window_every: float,
     mqtt: MqttOptions | None,
     hook: HookOptions | None = None,
+    board: ListenDashboard | None = None,
 ) -> Sinks:
     """The event history, MQTT and the --on-event hook next to the log, opened before the
     device (a bad path fails at once; the broker is connected to in the background)."""
@@ -489,7 +502,11 @@ def _add_events(
             from edge_asc.hook import EventHook
 
             watchers.append(EventHook(hook, events.min_duration_s))
+        if board is not None:
+            watchers += board.watchers()
     except BaseException:
+        if board is not None:
+            board.close()
         for watcher in watchers:
             watcher.close()
         if history is not None:
@@ -780,6 +797,35 @@ def listen(
             callback=bounded(0.1, 3600, unit=" s"),
         ),
     ] = 10.0,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            help="Serve the dashboard at HOST:PORT (e.g. 127.0.0.1:8080; beyond loopback it "
+            "needs --http-token).",
+        ),
+    ] = None,
+    http_token: HttpTokenOption = None,
+    clips: Annotated[
+        bool,
+        typer.Option(
+            "--clips", help="Save each event's audio as FLAC next to --db (off: no audio stored)."
+        ),
+    ] = False,
+    clips_max_mb: Annotated[
+        float,
+        typer.Option(
+            help="The clips folder's size limit (the most common class's oldest go first).",
+            callback=bounded(1, 10**6, unit=" MB"),
+        ),
+    ] = 500.0,
+    clips_keep_days: Annotated[
+        float,
+        typer.Option(
+            help="Delete clips older than this many days.",
+            callback=bounded(0, 36_500, low_open=True, unit=" days"),
+        ),
+    ] = 30.0,
     config_file: Annotated[
         Path | None,
         typer.Option(
@@ -799,9 +845,13 @@ def listen(
     config = dataclasses.replace(config, silence_dbfs=silence_dbfs)
     loaded = Model(model, threads=threads)
     _check_top_k(top_k, loaded)
+    from edge_asc.dashboard.command import ListenDashboard, clip_options, http_options
+
+    served = http_options(http, http_token)
+    kept = clip_options(clips, db, clips_max_mb, clips_keep_days, (500.0, 30.0))
     events = _event_config(
         loaded,
-        db is not None or mqtt is not None or on_event is not None,
+        db is not None or mqtt is not None or on_event is not None or served is not None,
         event_confidence,
         class_threshold or [],
         event_class or [],
@@ -819,9 +869,14 @@ def listen(
         notify_min_confidence,
     )
     hook = _hook_options(on_event, on_event_timeout, notify_cooldown, notify_min_confidence)
-    sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
-    if db is not None or publish is not None or hook is not None:
-        sink = _add_events(sink, db, events, db_keep_days, db_windows, publish, hook)
+    board = ListenDashboard(served, kept, loaded, top_k, db)  # binds --http: a used port fails now
+    try:
+        sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
+    except BaseException:
+        board.close()
+        raise
+    if db is not None or publish is not None or hook is not None or served is not None:
+        sink = _add_events(sink, db, events, db_keep_days, db_windows, publish, hook, board)
     try:
         source = open_source(
             device, rate, channels, from_file, fast, stdin, pcm, loaded.card.frontend.sample_rate
@@ -830,7 +885,8 @@ def listen(
         if sink is not None:
             sink.close()
         raise
-    _run_live(source, loaded, display, top_k, sink, hop, config, stuck_after)
+    board.start()
+    _run_live(board.tap(source), loaded, display, top_k, sink, hop, config, stuck_after)
 
 
 DbArgument = Annotated[
@@ -893,6 +949,36 @@ def summary(
 
         write_png(found, by, png)
         typer.echo(f"edge-asc: wrote {png}", err=True)
+
+
+@app.command()
+def serve(
+    db: DbArgument,
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http", help="HOST:PORT to serve at (beyond loopback it needs --http-token)."
+        ),
+    ] = "127.0.0.1:8080",
+    http_token: HttpTokenOption = None,
+    model: ModelOption = None,
+) -> None:
+    """Serve the dashboard of a history alone (no audio): today's timeline, the events, the
+    model card. Stop: Ctrl-C."""
+    import threading
+
+    from edge_asc.dashboard.command import http_options
+    from edge_asc.dashboard.command import serve as run_serve
+    from edge_asc.live import stop_on_signals
+    from edge_asc.model import Model
+
+    served = http_options(http, http_token)
+    assert served is not None
+    loaded = Model(model)
+    stop = threading.Event()
+    with stop_on_signals(stop, threading.Event()):
+        run_serve(db, served, loaded, stop)
+    typer.echo("edge-asc: stopped", err=True)
 
 
 @app.command()
