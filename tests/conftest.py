@@ -13,7 +13,7 @@ TAU22_TRAIN_SEGMENTS = range(7)  # segments 0-6 of each 10-s scene clip train, 7
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The read-only real data folder (always present on the project's machines)."""
+    """The read-only real data folder, next to the repository (see its README)."""
     return SHARED_DATA
 
 

@@ -219,7 +219,7 @@ def test_classify_and_listen_refuse_such_a_model_in_one_line(tmp_path, shared_da
         assert done.stdout == ""
 
 
-# --- a second round of bad model files and arguments (issue 18's acceptance) ------------------
+# --- a second round of bad model files and arguments ------------------------------------------
 
 
 def _patched_bytes(old: bytes, new: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Passive, data-free, structured filter pruning (Singh & Plumbley, DCASE 2022; DESIGN.md s. 2).
+"""Passive, data-free, structured filter pruning (Singh & Plumbley 2022; docs/architecture.md 2).
 
 Filters that look alike compute near-identical feature maps, so one of each close pair can go
 without looking at any data. The pruned model is physically smaller (fewer channels, fewer MACs),
