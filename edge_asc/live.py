@@ -20,14 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import FrameType
-from typing import Protocol, TextIO
-
-from rich.bar import Bar
-from rich.console import Console, Group
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from edge_asc.errors import warn
 from edge_asc.guard import DEFAULT_STUCK_SECONDS
@@ -38,6 +31,11 @@ from edge_asc.sinks import utc_iso
 from edge_asc.smoothing import SmoothingConfig
 from edge_asc.sources import Source
 from edge_asc.stream import LiveStream
+
+if TYPE_CHECKING:  # rich is imported by the rich display alone: a service never loads it
+    from rich.console import Console
+    from rich.live import Live
+    from rich.panel import Panel
 
 DISPLAYS = ("auto", "rich", "plain", "none")
 
@@ -122,6 +120,8 @@ class RichDisplay:
     def __init__(
         self, top_k: int = 3, console: Console | None = None, annotate: Annotate | None = None
     ) -> None:
+        from rich.console import Console
+
         self.top_k = top_k
         self.console = console or Console()
         self.annotate = annotate
@@ -131,6 +131,10 @@ class RichDisplay:
         self._t0 = time.monotonic()
 
     def start(self, source: Source, model_id: str) -> None:
+        from rich.live import Live
+        from rich.panel import Panel
+        from rich.text import Text
+
         self._source, self._model = source.description, model_id
         self._t0 = time.monotonic()
         waiting = Panel(Text("listening... (the first window takes one second)"), title="edge-asc")
@@ -138,6 +142,12 @@ class RichDisplay:
         self._live.start(refresh=True)
 
     def render(self, pred: Prediction) -> Panel:
+        from rich.bar import Bar
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+        from rich.text import Text
+
         style = "yellow" if pred.smoothed_label == UNCERTAIN else "bold green"
         head = Text.assemble(
             (pred.smoothed_label, style), f"  {100 * pred.smoothed_confidence:.0f}%"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,22 @@ PROBABILITY_TOLERANCE = 1e-3  # outputs must be >= -this and sum to 1 within thi
 def default_model_path() -> Path:
     """The model shipped as package data (models/ in the repository)."""
     return Path(str(resources.files("edge_asc.models").joinpath(DEFAULT_MODEL_NAME)))
+
+
+def sha256_hex(data: bytes) -> str:
+    """The file's SHA-256 from CPython's own built-in implementation where it has one.
+
+    hashlib loads OpenSSL's libcrypto for it, 3.6 MiB of resident memory for one digest at load
+    in a process that never hashes again; the digest is the same either way.
+    """
+    try:
+        from _sha2 import sha256  # CPython >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # CPython 3.11
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()
 
 
 def max_threads() -> int:
@@ -74,7 +89,7 @@ class Model:
         except UnicodeDecodeError as err:  # protobuf strings are bytes; the card must be text
             raise EdgeAscError(f"{self.path}: the model's metadata is not UTF-8 text") from err
         self.card: ModelCard = from_metadata(meta, str(self.path))
-        self.id = f"{self.card.name}@{hashlib.sha256(data).hexdigest()[:12]}"
+        self.id = f"{self.card.name}@{sha256_hex(data)[:12]}"
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:
             raise EdgeAscError(f"{self.path}: expected one input and one output")
@@ -130,7 +145,11 @@ class Model:
         """
         fe, frames = self.card.frontend, self.card.window_frames
         silence = np.full((fe.n_mels, frames), np.log(fe.log_floor), dtype=np.float32)
-        noise = np.random.default_rng(0).standard_normal((fe.n_mels, frames)).astype(np.float32)
+        # Fixed pseudo-random values (the fractional part of a scaled sine), not numpy.random:
+        # importing that loads hashlib and OpenSSL's libcrypto, 4 MiB for one window at load.
+        n = np.arange(fe.n_mels * frames, dtype=np.float64)
+        noise = (3.4 * np.modf(np.sin(n) * 43758.5453)[0]).reshape(fe.n_mels, frames)
+        noise = noise.astype(np.float32)
         probs = self.predict(np.stack([silence, noise - 5.0])[:, None])
         if (probs < -PROBABILITY_TOLERANCE).any() or (
             np.abs(probs.sum(axis=1) - 1.0) > PROBABILITY_TOLERANCE
