@@ -357,6 +357,8 @@ BAD_NUMBERS = {
     ("listen", "--notify-cooldown"): ["nan", "inf", "-1", "86401"],
     ("listen", "--notify-min-confidence"): ["nan", "-0.1", "1.5"],
     ("listen", "--on-event-timeout"): ["nan", "inf", "0", "-1", "0.05", "3601"],
+    ("listen", "--clips-max-mb"): ["nan", "inf", "0", "-1", "1000001"],
+    ("listen", "--clips-keep-days"): ["nan", "inf", "0", "-1", "36501"],
     ("bench", "--runs"): ["0", "-5"],
     ("bench", "--fast-seconds"): ["nan", "inf", "1"],
     ("bench", "--realtime-seconds"): ["nan", "inf", "0"],

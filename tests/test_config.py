@@ -63,6 +63,11 @@ SAMPLES: dict[str, tuple[str, object]] = {
     "notify-min-confidence": ("0.8", 0.8),
     "on-event": ('"cat >> /srv/events.jsonl"', "cat >> /srv/events.jsonl"),
     "on-event-timeout": ("3", 3.0),
+    "http": ('"127.0.0.1:8081"', "127.0.0.1:8081"),
+    "http-token": ('"a-long-secret"', "a-long-secret"),
+    "clips": ("true", True),
+    "clips-max-mb": ("100", 100.0),
+    "clips-keep-days": ("7", 7.0),
 }
 
 
