@@ -37,6 +37,7 @@ REQUEST_QUEUE = 512
 MAX_STREAMS = 16
 KEEPALIVE_S = 15.0  # a comment line on an idle live feed, so proxies and browsers keep it
 CLIENT_TIMEOUT_S = 10.0
+POLL_S = 5.0
 STREAM_SNDBUF = 32 * 1024
 CLIP_WAIT_S = 3.0  # a live event waits this long at most for its clip
 SECURITY_HEADERS = {
@@ -88,18 +89,26 @@ class DashboardServer(ThreadingHTTPServer):
         return f"http://{shown}:{port}/"
 
     def start(self) -> None:
-        """Serve in a thread of its own ("edge-asc-http")."""
+        """Serve in a thread of its own ("edge-asc-http"). It wakes every POLL_S to look for a
+        stop, not more often: with no page open the dashboard should cost no CPU."""
         self._thread = threading.Thread(
-            target=self.serve_forever, name="edge-asc-http", daemon=True
+            target=self.serve_forever, args=(POLL_S,), name="edge-asc-http", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop accepting, end the live feeds, close the socket."""
+        """Stop accepting, end the live feeds, close the socket. A connection to itself wakes
+        the accept loop, so a stop does not wait for its next poll."""
         self.stopping.set()
         self.board.feed.wake()
         if self._thread is not None:
-            self.shutdown()
+            stopper = threading.Thread(target=self.shutdown, daemon=True)
+            stopper.start()
+            while stopper.is_alive():
+                with contextlib.suppress(OSError), socket.socket(self.address_family) as knock:
+                    knock.settimeout(1.0)
+                    knock.connect(self.server_address[:2])
+                stopper.join(0.05)
             self._thread.join()
         self.server_close()
 

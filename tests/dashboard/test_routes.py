@@ -89,3 +89,53 @@ def test_pages_and_their_headers(serve_board, model):
     assert get(port, "/api/now", method="POST")[0] == 405
     status, headers, body = get(port, "/", method="HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+
+
+def test_the_live_feed_and_the_events_without_a_history(model, replayed, history):
+    """Without --db the listener's own events are the events page's; /api/live sends each new
+    window and each ended event as it comes."""
+    import http.client
+
+    from edge_asc.dashboard.access import Access
+    from edge_asc.dashboard.api import Dashboard
+    from edge_asc.dashboard.feed import FeedWatcher, LiveFeed
+    from edge_asc.dashboard.server import DashboardServer
+    from edge_asc.dashboard.store import MemoryStore
+
+    feed = LiveFeed(2)
+    board = Dashboard(feed, MemoryStore(feed), model.labels, model.card.to_json(), model.id)
+    server = DashboardServer(("127.0.0.1", 0), board, Access(None))
+    server.start()
+    watcher = FeedWatcher(feed, server.stop)
+    try:
+        port = server.server_address[1]
+        assert api(port, "/api/now")["window"] is None  # before the first window
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/live")
+        stream = conn.getresponse()
+        assert stream.headers["Content-Type"] == "text/event-stream"
+
+        def message() -> tuple[str, dict]:
+            kind = data = ""
+            while (line := stream.fp.readline().decode()) != "\n" or not kind:
+                if line.startswith("event: "):
+                    kind = line[7:].strip()
+                elif line.startswith("data: "):
+                    data = line[6:]
+            return kind, json.loads(data)
+
+        assert message() == ("window", {"live": True, "ended": False, "window": None})
+        events = read_events(history)
+        watcher.window(replayed[10], events[:1], None)
+        got = dict([message(), message()])
+        assert got["detection"] == {**events[0].to_dict(), "clip": None}
+        assert got["window"]["window"]["offset_s"] == round(replayed[10].offset, 3)
+        assert len(got["window"]["window"]["top_k"]) == 2
+        watcher.window(replayed[11], events[1:], None)
+        listed = api(port, "/api/events")["events"]
+        assert [e["id"] for e in listed] == [e.id for e in reversed(events[1:])] + [events[0].id]
+        assert [e["label"] for e in api(port, "/api/events?label=siren")["events"]] == ["siren"]
+        conn.close()
+    finally:
+        watcher.close()  # the end of the stream stops the server
+    assert server.stopping.is_set()
