@@ -258,6 +258,13 @@ def train(
             "resumable: finished steps are kept.",
         ),
     ] = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            help="auto (a GPU when there is one), cpu, cuda or cuda:N; under torchrun each "
+            "process takes its own GPU."
+        ),
+    ] = "auto",
 ) -> None:
     """Build a model: select the filter size, train, prune, fine-tune, quantize, fuse."""
     try:
@@ -278,7 +285,10 @@ def train(
         seed=seed,
         cache=cache,
         reference=reference,
+        device=device,
     )
+    if rotate and "WORLD_SIZE" in os.environ:
+        raise EdgeAscError("--rotate runs in one process: start it without torchrun")
     if rotate and (train_splits or val_splits or reference):
         raise EdgeAscError("--rotate chooses the folds itself: drop --train, --val and --reference")
     (run_rotation if rotate else run_pipeline)(options)

@@ -127,7 +127,10 @@ class FeatureCache:
     entry; an unreadable entry (a disk that lost power) is recomputed, not trusted.
     """
 
-    def __init__(self, cache_dir: Path, config: FrontEndConfig) -> None:
+    def __init__(self, cache_dir: Path, config: FrontEndConfig, write: bool = True) -> None:
+        # write=False: read what is there and compute the rest in memory (a distributed run's
+        # other ranks: only rank 0 writes, so no two processes write one entry).
+        self.write = write
         self.config = config
         self._config_json = json.dumps(
             {"format": CACHE_FORMAT, "front_end": config.to_dict()}, sort_keys=True
@@ -157,7 +160,8 @@ class FeatureCache:
         if variant is not None:
             signal = variant.apply(signal, self.config.sample_rate)
         frames = self._logmel.compute(signal)
-        self._store(entry, frames)
+        if self.write:
+            self._store(entry, frames)
         return frames
 
     def load_all(

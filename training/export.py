@@ -114,11 +114,24 @@ def model_card(
             }
             or None,
             "seed": spec.seed,
+            **_how_it_ran(results),
         },
         pipeline_version=f"edge-asc {__version__}",
         license=LICENSE_NOTE,
         description=spec.description,
     )
+
+
+def _how_it_ran(results: dict[str, Any]) -> dict[str, Any]:
+    """Device, processes and precision, where they are not one CPU process in fp32 (a card
+    without them was made that way): so a laptop's run still gives the same file, byte for byte,
+    as before the card could say it. The time per epoch is in the report only: in the card it
+    would make every run's file different."""
+    run = results.get("run") or {}
+    if not run or (run["device"], run["world_size"], run["precision"]) == ("cpu", 1, "fp32"):
+        return {}
+    keys = ("device", "device_name", "world_size", "backend", "precision")
+    return {"run": {k: run[k] for k in keys}}
 
 
 def confusion(pred: np.ndarray, true: np.ndarray, n: int) -> list[list[int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_asc.training import distributed
 from edge_asc.training.data import ClipFrames
 from edge_asc.training.nets import Cnn, CnnConfig
 
@@ -60,6 +62,7 @@ def fit(
     progress: Progress | None = None,
     teacher: nn.Module | None = None,
     clips: ClipFrames | None = None,
+    run: distributed.Run | None = None,
 ) -> Cnn:
     """AdamW with a one-cycle schedule; frozen convs keep their filters bit for bit.
 
@@ -71,18 +74,29 @@ def fit(
     With a `teacher` (the unpruned parent) and `options.distill` > 0, a pruned member also learns
     the parent's softened outputs (Hinton et al.'s distillation), which recovers what pruning
     removed with fewer epochs than labels alone.
+
+    With a `run` on a GPU or on several ranks, `options.batch_size` is the global batch: each
+    rank takes its share of every step's windows, batch norm spans the ranks and the gradients
+    are averaged, so the steps are those of one process (see `distributed`). The model comes
+    back on the CPU either way.
     """
+    run = run or distributed.Run(torch.device("cpu"))
     seed_everything(options.seed)
+    if run.device.type == "cuda":  # a few CUDA kernels have no deterministic version: warn
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    if run.rank > 0:  # dropout masks of their own; the windows' order stays shared
+        torch.manual_seed(options.seed + 7919 * run.rank)
     # channels_last: oneDNN's NHWC convolutions train these small CNNs about 1.6x faster on CPU.
-    model.to(memory_format=torch.channels_last)
+    model.to(run.device, memory_format=torch.channels_last)
     if teacher is not None:
-        teacher.to(memory_format=torch.channels_last)
+        teacher.to(run.device, memory_format=torch.channels_last)
     try:
-        _epochs(model, x, y, options, progress, teacher, clips)
+        with distributed.synced_batchnorm(run, model):
+            _epochs(model, x, y, options, progress, teacher, clips, run)
     finally:  # plain layout again: pruning, export and saving index the weights directly
-        model.to(memory_format=torch.contiguous_format)
+        model.to("cpu", memory_format=torch.contiguous_format)
         if teacher is not None:
-            teacher.to(memory_format=torch.contiguous_format)
+            teacher.to("cpu", memory_format=torch.contiguous_format)
     model.eval()
     return model
 
@@ -95,6 +109,7 @@ def _epochs(
     progress: Progress | None,
     teacher: nn.Module | None,
     clips: ClipFrames | None,
+    run: distributed.Run,
 ) -> None:
     generator = torch.Generator().manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)  # mixup weights (torch has no seeded Beta draw)
@@ -102,9 +117,11 @@ def _epochs(
         raise ValueError(f"{len(y)} labels but the clips give {int(clips.counts.sum())} windows")
     if clips is None and x is None:
         raise ValueError("fit needs windows or clips to draw them from")
-    yt = torch.from_numpy(y.astype(np.int64))
-    xt = torch.from_numpy(x) if clips is None else torch.empty((len(y), 0))
+    device = run.device
+    yt = torch.from_numpy(y.astype(np.int64)).to(device)
+    xt = _on(torch.from_numpy(x), device) if clips is None else torch.empty((len(y), 0))
     params = [p for p in model.parameters() if p.requires_grad]
+    net = _wrap(model, run)
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = max(1, -(-len(xt) // options.batch_size))
     total_steps = options.epochs * steps_per_epoch
@@ -117,38 +134,85 @@ def _epochs(
     loss_fn = nn.CrossEntropyLoss()
     if teacher is not None:
         teacher.eval()
+    smallest = max(2, run.world_size)  # batch norm cannot train on one window; every rank some
     for epoch in range(options.epochs):
         if clips is not None:
-            xt = torch.from_numpy(_gain(clips.draw(rng), clips, options.gain_db, rng))
-        model.train()
+            xt = _on(torch.from_numpy(_gain(clips.draw(rng), clips, options.gain_db, rng)), device)
+        net.train()
         _freeze(model, options.frozen_convs)
         order = torch.randperm(len(xt), generator=generator)
         total, seen = 0.0, 0
         for start in range(0, len(xt), options.batch_size):
             idx = order[start : start + options.batch_size]
-            if len(idx) < 2:  # batch norm cannot train on a single window
+            if len(idx) < smallest:
                 continue
             optimizer.zero_grad(set_to_none=True)
-            xb, yb = _augment(xt[idx], options, generator), yt[idx]
+            # The whole global batch is augmented and mixed on every rank, from the shared
+            # generators, then dealt out: each window gets what it would get in one process.
+            xb, yb = _augment(xt[idx.to(xt.device)].to(device), options, generator), yt[idx]
             lam, partner = _mix(len(idx), options.mixup, generator, rng)
             if partner is not None:
                 xb = lam * xb + (1 - lam) * xb[partner]
+            yp = None if partner is None else yb[partner.to(device)]
+            if run.world_size > 1:
+                mine = distributed.shard(run, torch.arange(len(idx), device=device))
+                xb, yb = xb[mine], yb[mine]
+                yp = None if yp is None else yp[mine]
             xb = xb.contiguous(memory_format=torch.channels_last)
-            logits = model(xb)
-            loss = loss_fn(logits, yb)
-            if partner is not None:
-                loss = lam * loss + (1 - lam) * loss_fn(logits, yb[partner])
-            if teacher is not None and options.distill > 0:
-                loss = (1 - options.distill) * loss + options.distill * _distillation(
-                    logits, teacher, xb, options.temperature
-                )
+            with _precision(run):
+                logits = net(xb)
+                loss = loss_fn(logits, yb)
+                if yp is not None:
+                    loss = lam * loss + (1 - lam) * loss_fn(logits, yp)
+                if teacher is not None and options.distill > 0:
+                    loss = (1 - options.distill) * loss + options.distill * _distillation(
+                        logits, teacher, xb, options.temperature
+                    )
+            if run.world_size > 1:
+                # DDP averages the ranks' gradients: weigh each rank's mean by its share of the
+                # global batch, so the average is the gradient of the global batch's mean loss
+                # even when the batch does not divide evenly.
+                loss = loss * (len(yb) * run.world_size / len(idx))
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += loss.item() * len(idx)
+            total += loss.item() * len(idx) / run.world_size
             seen += len(idx)
+        if run.world_size > 1:
+            total = distributed.all_sum(run, [total])[0]
         if progress:
             progress(epoch + 1, options.epochs, total / max(seen, 1))
+
+
+def _wrap(model: Cnn, run: distributed.Run) -> nn.Module:
+    """DistributedDataParallel on several ranks (its gradient all-reduce overlaps the backward
+    pass); the model itself on one."""
+    if run.world_size == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [run.device.index] if run.device.type == "cuda" else None
+    # The ranks' batch norm statistics are the same (synced), so there is nothing to broadcast.
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """An epoch's windows as one tensor on the GPU when they fit in half its free memory,
+    else in pinned host memory, each batch copied over as it is needed; on a CPU, as they are."""
+    if device.type != "cuda":
+        return x
+    free, _ = torch.cuda.mem_get_info(device)
+    if x.numel() * x.element_size() < free // 2:
+        return x.to(device)
+    return x.pin_memory()
+
+
+def _precision(run: distributed.Run) -> contextlib.AbstractContextManager[object]:
+    """bf16 autocast on a GPU (convolutions and matrix products in bf16; batch norm, softmax
+    and the losses in fp32, by autocast's own lists); nothing on a CPU, which stays fp32."""
+    if run.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _augment(x: torch.Tensor, options: FitOptions, generator: torch.Generator) -> torch.Tensor:
@@ -167,7 +231,7 @@ def _augment(x: torch.Tensor, options: FitOptions, generator: torch.Generator) -
         where = torch.arange(size)[None, :]
         hit = (where >= start) & (where < start + width)  # (n, size)
         shape = (n, 1, size, 1) if axis == 2 else (n, 1, 1, size)
-        x.masked_fill_(hit.view(shape), 0.0)
+        x.masked_fill_(hit.view(shape).to(x.device), 0.0)
     return x
 
 

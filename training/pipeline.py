@@ -26,6 +26,7 @@ from edge_asc.training import (
     augment,
     complexity,
     data,
+    distributed,
     export,
     fit,
     nets,
@@ -62,6 +63,7 @@ class PipelineOptions:
     ensemble_mac_budget: int = 19_000_000  # all members together, per 1-s window
     members: tuple[str, ...] = ("C1", "C2", "C12", "C23", "C123")  # candidates, paper's order
     name: str = "edge-asc-ensemble"
+    device: str = "auto"  # auto, cpu, cuda or cuda:N (see distributed.choose_device)
 
 
 @dataclass(frozen=True)
@@ -111,13 +113,28 @@ class Schedule:
 
 
 def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
-    started = time.perf_counter()
-    console = Console(stderr=True)
-    out = options.out
+    """One run, in this process alone or as one rank of torchrun's process group."""
+    run = distributed.start(options.device)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise EdgeAscError(f"cannot create output folder {out}: {err.strerror}") from err
+        return _run_pipeline(options, run)
+    except BaseException as err:
+        said = distributed.failed(run, err)
+        if said is None or said is err:
+            raise
+        raise said from err
+    finally:
+        distributed.stop(run)
+
+
+def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, Any]:
+    started = time.perf_counter()
+    console = Console(stderr=True, quiet=not run.main)  # one rank speaks for the run
+    out = options.out
+    if run.main:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise EdgeAscError(f"cannot create output folder {out}: {err.strerror}") from err
     schedule = Schedule.for_options(options)
     frontend = FrontEndConfig()
     window_frames = frontend.frames_for(1.0)
@@ -128,7 +145,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
     if options.quick:
         train_clips, val_clips = splits.thin(train_clips, 12), splits.thin(val_clips, 6)
     cache_dir = options.cache or out.parent / ".cache"
-    cache = data.FeatureCache(cache_dir, frontend)
+    cache = data.FeatureCache(cache_dir, frontend, write=run.main)
     steps = StepCache(cache_dir / "steps")
     console.print(
         f"[bold]edge-asc train[/bold] {dataset.root} ({dataset.layout}): "
@@ -138,12 +155,16 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     step = time.perf_counter()
-    train_frames = cache.load_all(train_clips, progress=True)
+    if not run.main:  # rank 0 computes and writes the features; the others then read them
+        distributed.barrier(run)
+    train_frames = cache.load_all(train_clips, progress=run.main)
     variants = [
-        cache.load_all(train_clips, progress=True, variant=v)
+        cache.load_all(train_clips, progress=run.main, variant=v)
         for v in augment.speeds(schedule.speeds)
     ]
-    val_frames = cache.load_all(val_clips, progress=True) if val_clips else []
+    val_frames = cache.load_all(val_clips, progress=run.main) if val_clips else []
+    if run.main:
+        distributed.barrier(run)
     mean, std = splits.band_stats(train_frames)
     hop = schedule.window_hop
     train = splits.make_split(
@@ -168,9 +189,10 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
         "schedule": asdict(schedule),
         "augmentation": _augmentation(schedule),
         "timings_s": timings,
+        "run": {**run.describe(), "seconds_per_epoch": {}},
     }
 
-    with _progress(console) as bar:
+    with _progress(console, run) as bar:
 
         def train_step(
             config: CnnConfig,
@@ -180,13 +202,15 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             start: Cnn | None = None,
             teacher: Cnn | None = None,
         ) -> Cnn:
-            """Train one model, or load it when this very step has finished before."""
+            """Train one model, or load it when this very step has finished before; on several
+            ranks rank 0 decides which and all train it or receive rank 0's."""
             key = steps.key(config, how, side.clips, side.draw_labels, start, teacher)
             task = bar.add_task(label, total=how.epochs)
-            kept = steps.load(key)
-            if kept is not None:
+            kept = steps.load(key) if run.main else None
+            if distributed.agree(run, kept is not None):
                 bar.update(task, completed=how.epochs, description=f"{label} (kept from before)")
-                return kept
+                mine = kept if kept is not None else Cnn(config).eval()  # filled from rank 0
+                return distributed.share_model(run, mine)
             began = time.perf_counter()
             trained = fit.fit(
                 start or fit.new_model(config, how.seed),
@@ -198,10 +222,15 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
                 ),
                 teacher=teacher,
                 clips=side.clips,
+                run=run,
             )
-            steps.save(key, trained)
+            distributed.share_model(run, trained)
+            took = time.perf_counter() - began
+            results["run"]["seconds_per_epoch"][label] = took / max(how.epochs, 1)
+            if run.main:
+                steps.save(key, trained)
             if not console.is_terminal:  # a log file gets one line per finished step
-                console.print(f"{label}: {how.epochs} epochs, {time.perf_counter() - began:.0f} s")
+                console.print(f"{label}: {how.epochs} epochs, {took:.0f} s")
             return trained
 
         step = time.perf_counter()
@@ -234,7 +263,8 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             how = replace(schedule.full, seed=options.seed + PARENT_SEED_STEP * (number - 1))
             parent = train_step(parent_config, train, how, f"{name} {kernel}x{kernel}")
             results["parents"].append(_describe(parent, val, name))
-            nets.save_model(parent, out / "torch" / f"{name}.pt")
+            if run.main:
+                nets.save_model(parent, out / "torch" / f"{name}.pt")
             parents.append(parent)
         results["parent"] = results["parents"][0]
         timings["parent"] = time.perf_counter() - step
@@ -245,7 +275,8 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
                 baseline_config(n_classes), train, schedule.full, "DCASE 2022 baseline"
             )
             results["baseline"] = _describe(base, val, "DCASE 2022 baseline")
-            nets.save_model(base, out / "torch" / "baseline.pt")
+            if run.main:
+                nets.save_model(base, out / "torch" / "baseline.pt")
         timings["baseline"] = time.perf_counter() - step
 
         step = time.perf_counter()
@@ -278,7 +309,8 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             row["parent"] = _parent_name(which + 1)
             results["members"].append(row)
             members.append(pruned)
-            nets.save_model(pruned, out / "torch" / f"{name}.pt")
+            if run.main:
+                nets.save_model(pruned, out / "torch" / f"{name}.pt")
         timings["prune_finetune"] = time.perf_counter() - step
         if len(parents) > 1 and not val.empty:
             # What the second parent buys: the first parent's members alone, averaged the same way.
@@ -289,6 +321,9 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
             ]
             results["ensemble_of_first_parent_members_fp32"] = _ensemble_accuracy(own, val)
 
+    if not run.main:  # rank 0 writes the model and the report; the others wait for it
+        distributed.barrier(run)
+        return results
     step = time.perf_counter()
     spec = export.Export(
         out, options.name, options.seed, dataset, frontend, mean, std, window_frames, DESCRIPTION
@@ -310,6 +345,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
     results["environment"] = _environment()
     results["checks"] = _checks(results)
     report.write_report(results, out)
+    distributed.barrier(run)
     console.print(
         f"report: {out / 'report.md'}  model: {out / 'model.onnx'}  "
         f"total time {timings['total'] / 60:.1f} min"
@@ -451,7 +487,7 @@ def _environment() -> dict[str, str]:
     }
 
 
-def _progress(console: Console) -> Progress:
+def _progress(console: Console, run: distributed.Run) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -459,4 +495,5 @@ def _progress(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        disable=not run.main,
     )

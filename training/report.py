@@ -34,6 +34,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Total time: {t['total'] / 60:.1f} min "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in t.items() if k != 'total')}).",
         "",
+        *_how_it_ran(results.get("run")),
         *_recipe(results["schedule"]),
         "## Filter size (trained on part of the training splits, judged on the rest)",
         "",
@@ -198,6 +199,25 @@ def markdown(results: dict[str, Any]) -> str:
     env = results["environment"]
     lines += ["Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     return "\n".join(lines)
+
+
+def _how_it_ran(run: dict[str, Any] | None) -> list[str]:
+    """Device, processes, precision and each trained step's time per epoch."""
+    if not run:
+        return []
+    processes = run["world_size"]
+    lines = [
+        f"Ran on {run['device_name']} ({run['device']}), {processes} "
+        f"process{'es' if processes > 1 else ''}"
+        + (f" ({run['backend']})" if run.get("backend") else "")
+        + f", {run['precision']}.",
+        "",
+    ]
+    per_epoch = run.get("seconds_per_epoch") or {}
+    if per_epoch:
+        lines += ["Time per epoch of each step trained in this run:", ""]
+        lines += _table(["step", "s per epoch"], [[k, f"{v:.1f}"] for k, v in per_epoch.items()])
+    return lines
 
 
 def _recipe(schedule: dict[str, Any]) -> list[str]:
