@@ -8,7 +8,8 @@ A privacy choice: without --clips no audio ever reaches the disk. With it:
   MAX_CLIP_SECONDS) is cut from the ring and written by a worker thread, so a slow SD card never
   holds up the audio; to a hidden temporary name, then renamed: a kill leaves no half clip
   under a clip's name (and the leftover temporary file is removed at the next start);
-- the file is `<event id>.flac`, the event's own id in the history; its class is the FLAC title;
+- the file is `<event id>.flac`, the event's own id in the history; its class is the FLAC title,
+  and its software tag says edge-asc: retention never counts or deletes a file without it;
 - retention after each clip: older than `keep_days` deleted, then, while the folder is over
   `max_bytes`, the oldest clip of the class with the most clips; nothing is saved while the disk
   is nearly full (said once, and again when it saves again).
@@ -48,6 +49,7 @@ DISK_FREE_FRACTION = 0.05  # below this share of the disk free (or DISK_FREE_BYT
 DISK_FREE_BYTES = 64 * 2**20
 CLIP_NAME = re.compile(r"[0-9A-Za-z_-]{1,64}\.flac")
 TEMP_PREFIX = ".writing-"
+SOFTWARE = "edge-asc"  # the tag that marks a clip as ours: retention deletes nothing else
 
 
 def clips_folder(db: Path) -> Path:
@@ -161,7 +163,9 @@ class ClipFolder:
                 if path.name.startswith(TEMP_PREFIX) and path.is_file():
                     path.unlink()
                 elif CLIP_NAME.fullmatch(path.name) and path.is_file():
-                    self._index[path.stem] = self._record(path)
+                    record = self._record(path)
+                    if record is not None:
+                        self._index[path.stem] = record
         except FileExistsError:
             raise EdgeAscError(f"the clips folder {self.folder} is a file") from None
         except OSError as err:
@@ -169,14 +173,17 @@ class ClipFolder:
                 f"cannot use the clips folder {self.folder}: {err.strerror}"
             ) from err
 
-    def _record(self, path: Path) -> ClipRecord:
+    def _record(self, path: Path) -> ClipRecord | None:
+        """The clip's class, age and size; None for a file edge-asc did not write (never
+        counted, never deleted)."""
         info = path.stat()
         try:
             with sf.SoundFile(path) as clip:
+                ours = (clip.software or "").startswith(SOFTWARE)
                 label = clip.title or "?"
         except (sf.LibsndfileError, RuntimeError):
-            label = "?"  # unreadable: first in line for deletion with the other unknowns
-        return ClipRecord(label, info.st_mtime, info.st_size)
+            return None
+        return ClipRecord(label, info.st_mtime, info.st_size) if ours else None
 
     def has(self, event_id: str) -> bool:
         return event_id in self._index or (self.folder / f"{event_id}.flac").is_file()
@@ -220,7 +227,7 @@ class ClipFolder:
         temp = self.folder / f"{TEMP_PREFIX}{event.id}.flac"
         try:
             with sf.SoundFile(temp, "w", rate, 1, format="FLAC", subtype="PCM_16") as out:
-                out.title = event.label
+                out.title, out.software = event.label, SOFTWARE
                 out.write(np.clip(samples, -1.0, 1.0))
             temp.replace(final)
         except (OSError, sf.LibsndfileError, RuntimeError) as err:
@@ -228,7 +235,9 @@ class ClipFolder:
                 temp.unlink()
             self.notify(f"cannot save the clip of event {event.id} in {self.folder}: {err}")
             return
-        self._index[event.id] = self._record(final)
+        record = self._record(final)
+        if record is not None:
+            self._index[event.id] = record
         self.prune()
 
     def prune(self) -> int:

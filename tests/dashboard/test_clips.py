@@ -78,6 +78,9 @@ def test_retention_by_age_then_by_size_most_common_first(history, tmp_path):
         clone = type(event)(**{**event.__dict__, "id": f"{event.label}{n}"})
         write_clip(folder, clone, 1.0, now - 3600 * (10 - age))
         made.append(clone.id)
+    mine = folder.folder / "birds.flac"  # a recording of the user's, put there: never touched
+    sf.write(mine, np.zeros(160_000, np.float32), 16000)
+    os.utime(mine, (now - 400 * 86_400, now - 400 * 86_400))
     old = type(events[2])(**{**events[2].__dict__, "id": "jackhammer-old"})
     write_clip(folder, old, 1.0, now - 3 * 86_400)
     assert folder.prune() == 1 and not (folder.folder / "jackhammer-old.flac").exists()
@@ -85,7 +88,7 @@ def test_retention_by_age_then_by_size_most_common_first(history, tmp_path):
     folder.max_bytes = 3 * size + size // 2  # room for three of the five
     assert folder.prune() == 2
     kept = sorted(p.stem for p in folder.folder.glob("*.flac"))
-    assert kept == ["dog_bark2", "siren0", "siren1"]  # the two oldest barks went first
+    assert kept == ["birds", "dog_bark2", "siren0", "siren1"]  # the two oldest barks first
 
 
 def test_whole_clips_only_and_never_on_a_nearly_full_disk(history, tmp_path, monkeypatch):
