@@ -78,12 +78,18 @@ class ListenRun:
     steady_wall_s: float | None  # wall time from the first label to the last
 
 
-def run_listen(args: list[str], timeout: float = 600.0) -> ListenRun:
-    """Run `edge-asc listen ARGS` with plain one-line-per-window output on a pipe."""
+def run_listen(
+    args: list[str],
+    timeout: float = 600.0,
+    env: dict[str, str] | None = None,
+    max_windows: int | None = None,
+) -> ListenRun:
+    """Run `edge-asc listen ARGS` with plain one-line-per-window output on a pipe; a source
+    that never ends (a microphone) is stopped by SIGTERM after `max_windows` lines."""
     cmd = [*edge_asc_command(), "listen", *args]
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, env=env)
         assert proc.stdout is not None
         first_at = first_cpu = last_at = last_cpu = None
         lines, peak = 0, 0.0
@@ -94,6 +100,8 @@ def run_listen(args: list[str], timeout: float = 600.0) -> ListenRun:
             if lines == 0:
                 first_at, first_cpu = last_at, last_cpu
             lines += 1
+            if max_windows is not None and lines == max_windows:
+                proc.terminate()  # a clean stop: listen exits 0 on SIGTERM
             if last_at > deadline:
                 proc.kill()
                 break
@@ -172,12 +180,13 @@ def run_end_to_end(
         startup = [
             run_listen(listen_args(short_file, model, fast=True)) for _ in range(startup_runs)
         ]
-        realtime = run_listen(listen_args(short_file, model, fast=False))
+        log = ["--log", str(Path(tmp) / "realtime.jsonl")]  # as a service runs: with its log
+        realtime = run_listen([*listen_args(short_file, model, fast=False), *log])
     result = EndToEndResult(
         Table(
             "end_to_end",
             "End to end: `edge-asc listen`, the whole process",
-            ["measure", "value", "unit", "goal"],
+            ["measure", "value", "unit"],
         ),
         fast,
         realtime,
@@ -186,32 +195,28 @@ def run_end_to_end(
         rt_audio,
     )
     t = result.table
-    t.add("--from-file --fast: audio per CPU second", result.audio_per_cpu_s, "s / CPU s", ">= 100")
-    t.add("--from-file --fast: CPU time", fast.cpu_s, "s", "")
-    t.add("--from-file --fast: wall time", fast.wall_s, "s", "")
-    t.add(
-        "real time: CPU share, first to last label", result.steady_cpu_share, "% of a core", "<= 2"
-    )
+    t.add("--from-file --fast: audio per CPU second", result.audio_per_cpu_s, "s / CPU s")
+    t.add("--from-file --fast: CPU time", fast.cpu_s, "s")
+    t.add("--from-file --fast: wall time", fast.wall_s, "s")
+    t.add("real time: CPU share, first to last label", result.steady_cpu_share, "% of a core")
     t.add(
         "real time: CPU share, start-up included",
         100 * realtime.cpu_s / realtime.wall_s,
         "% of a core",
-        "",
     )
-    t.add("real time: peak RSS", result.peak_rss_mib, "MiB", "<= 80 MB (76.3 MiB)")
-    t.add("--from-file --fast: peak RSS", fast.max_rss_mib, "MiB", "")
-    t.add("start to first label, real time", realtime.first_label_s, "s", "")
+    t.add("real time: peak RSS", result.peak_rss_mib, "MiB")
+    t.add("--from-file --fast: peak RSS", fast.max_rss_mib, "MiB")
+    t.add("start to first label, real time", realtime.first_label_s, "s")
     starts = [r.first_label_s for r in startup if r.first_label_s is not None]
     t.add(
         "start to first label, --fast (start-up + first window)",
         float(np.median(starts)) if starts else None,
         "s",
-        "",
     )
     t.notes += [
         f"Audio: {source or 'the given recording'}; {fast_audio:.0f} s replayed with --fast, "
         f"{rt_audio:.0f} s in real time (default 0.5-s hop, one onnxruntime thread, plain output "
-        f"on a pipe); start-up: median of {startup_runs} --fast runs.",
+        f"on a pipe, a JSON-lines log); start-up: median of {startup_runs} --fast runs.",
         "CPU time from the kernel (wait4) for the child process; the real-time share between "
         "the first and last labels from /proc/PID/stat (10-ms ticks); peak RSS is the child's "
         "VmHWM (/proc/PID/status) at its last label.",

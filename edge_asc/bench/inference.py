@@ -205,3 +205,40 @@ def category_table(profiles: Mapping[str, OpProfile]) -> Table:
         ]
         table.add(kind, *(m if m else "-" for m in micros), *(s if s else "-" for s in shares))
     return table
+
+
+_LAYER_OPS = {"Conv", "FusedConv", "Gemm", "FusedGemm", "MatMul"}
+
+
+def layer_micros(profile: OpProfile) -> float:
+    """Kernel time of the convolutions and dense layers, integer or float."""
+    return sum(
+        us for op, us in profile.micros.items() if op in _LAYER_OPS or category(op) == INTEGER
+    )
+
+
+def int8_ceiling_table(int8: OpProfile, fp32: OpProfile) -> Table:
+    """How fast INT8 could be here: its layers' kernels against FP32's, everything else at FP32's
+    cost (every Quantize/Dequantize, transpose and float island gone). A ceiling under the goal
+    says the integer kernels themselves are not fast enough on this CPU, whatever the graph."""
+    table = Table(
+        "int8_ceiling",
+        "INT8 against FP32: the layers' kernels, the rest, and the ceiling (us per window)",
+        ["part", "FP32 us", "INT8 us", "FP32 / INT8"],
+    )
+    layers32, layers8 = layer_micros(fp32), layer_micros(int8)
+    rest32, rest8 = fp32.total_us - layers32, int8.total_us - layers8
+    table.add("convolutions and dense layers", layers32, layers8, layers32 / layers8)
+    table.add("everything else (pooling, activations, layout, conversions)", rest32, rest8,
+              rest32 / rest8 if rest8 else None)  # fmt: skip
+    table.add("all kernels", fp32.total_us, int8.total_us, fp32.total_us / int8.total_us)
+    ceiling = fp32.total_us / (rest32 + layers8)
+    table.add("ceiling: INT8's layers with everything else at FP32's cost", fp32.total_us,
+              rest32 + layers8, ceiling)  # fmt: skip
+    table.notes.append(
+        "From onnxruntime's profiler (the operator table above). The ceiling is the speed-up "
+        "INT8 would reach if every Quantize/DequantizeLinear, transpose, reorder and float "
+        "island cost nothing beyond what FP32 spends outside its layers: it is bounded by how "
+        "much faster the integer convolutions are than the float ones on this CPU."
+    )
+    return table

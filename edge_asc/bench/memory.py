@@ -1,6 +1,10 @@
-"""Where the app's resident memory comes from: peak RSS after each start-up step, in fresh
-interpreters, so a peak-RSS figure can be read against its parts (Python, NumPy, onnxruntime,
-the app's own imports, the model session)."""
+"""Where the app's resident memory comes from: what each import and the model session cost.
+
+Every step runs in a fresh interpreter and reports its peak RSS (VmHWM). The listener's steps
+are cumulative, in the order `edge-asc listen` loads them, so each row's "adds" is what that
+import costs on top of the ones before; the optional parts (the rich display, the microphone's
+PortAudio, the dashboard, hashlib) are each measured on top of the whole listener.
+"""
 
 from __future__ import annotations
 
@@ -17,22 +21,37 @@ try:
 except (OSError, StopIteration):
     print("None")
 """
-_APP_MODULES = "edge_asc.cli, edge_asc.live, edge_asc.stream, edge_asc.sources, edge_asc.sinks"
+_LIVE_MODULES = "edge_asc.cli, edge_asc.live, edge_asc.stream, edge_asc.sources, edge_asc.sinks"
 
 
-def steps(model: Path | None) -> list[tuple[str, str]]:
+def listener_steps(model: Path | None) -> list[tuple[str, str]]:
     """(label, code) pairs, each step including the ones before it."""
     load = f"Model({str(model)!r})" if model is not None else "Model()"
-    return [
-        ("Python interpreter", "pass"),
-        ("+ import numpy", "import numpy"),
-        ("+ import onnxruntime", "import numpy, onnxruntime"),
-        ("+ the app's modules (soundfile, soxr, typer, rich)", f"import {_APP_MODULES}"),
-        (
-            "+ the model's onnxruntime session",
-            f"import {_APP_MODULES}\nfrom edge_asc.model import Model\n{load}",
-        ),
+    imports = ["pass", "import numpy", "import onnxruntime", "import soundfile, soxr"]
+    imports += ["import typer", f"import {_LIVE_MODULES}"]
+    labels = [
+        "Python interpreter",
+        "+ numpy",
+        "+ onnxruntime",
+        "+ soundfile, soxr (audio files, resampling)",
+        "+ typer (the command line)",
+        "+ the app's live modules (cli, live, stream, sources, sinks)",
+        "+ the model's onnxruntime session (Model())",
     ]
+    codes = ["\n".join(imports[: i + 1]) for i in range(len(imports))]
+    codes.append(f"{codes[-1]}\nfrom edge_asc.model import Model\n{load}")
+    return list(zip(labels, codes, strict=True))
+
+
+def optional_steps() -> list[tuple[str, str]]:
+    """What a listener loads only when it needs it, each on top of the whole listener."""
+    return [
+        ("rich (the live panel at a terminal)", "import rich.live, rich.panel, rich.table"),
+        ("sounddevice (a microphone: PortAudio probing the ALSA devices)", "import sounddevice"),
+        ("edge_asc.dashboard.command (what listen imports for --http)", "import "
+         "edge_asc.dashboard.command"),
+        ("hashlib (OpenSSL's libcrypto; the app no longer loads it)", "import hashlib"),
+    ]  # fmt: skip
 
 
 def peak_rss_mib(code: str) -> float | None:
@@ -45,11 +64,46 @@ def peak_rss_mib(code: str) -> float | None:
     return None if value == "None" else int(value) / 1024
 
 
-def memory_table(model: Path | None, listen_peak_mib: float | None) -> Table:
-    table = Table("memory", "Memory: peak RSS after each start-up step", ["step", "peak RSS MiB"])
-    for label, code in steps(model):
-        table.add(label, peak_rss_mib(code))
+def _added(value: float | None, base: float | None) -> float | None:
+    return None if value is None or base is None else value - base
+
+
+def memory_table(
+    model: Path | None, listen_peak_mib: float | None, mic_peak_mib: float | None = None
+) -> Table:
+    table = Table(
+        "memory",
+        "Memory: peak RSS of each import and of the model session, in fresh interpreters",
+        ["step", "peak RSS MiB", "adds MiB"],
+    )
+    before = None
+    for label, code in listener_steps(model):
+        peak = peak_rss_mib(code)
+        table.add(label, peak, _added(peak, before))
+        before = peak
+    whole = listener_steps(model)[-1][1]
+    for label, code in optional_steps():
+        try:
+            peak = peak_rss_mib(f"{whole}\n{code}")
+        except subprocess.CalledProcessError:  # not installed here (the dashboard, PortAudio)
+            peak = None
+        table.add(f"(optional) + {label}", peak, _added(peak, before))
     if listen_peak_mib is not None:
-        table.add("`edge-asc listen`, real-time replay (above)", listen_peak_mib)
-    table.notes.append("Each step in a fresh interpreter, cumulative; 1 MB = 0.954 MiB.")
+        table.add(
+            "`edge-asc listen` from a file in real time, plain output, a log (end to end above)",
+            listen_peak_mib,
+            _added(listen_peak_mib, before),
+        )
+    if mic_peak_mib is not None:
+        table.add(
+            "`edge-asc listen` from a microphone (a PulseAudio source), plain output, a log",
+            mic_peak_mib,
+            _added(mic_peak_mib, before),
+        )
+    table.notes.append(
+        "Each step in a fresh interpreter; the listener's steps are cumulative (adds: on top of "
+        "the row before), the optional ones each on top of the model session. Peak RSS counts "
+        "the pages of shared libraries a process has touched (onnxruntime's code, PortAudio's "
+        "ALSA plugins), which other processes share; 1 MB = 0.954 MiB."
+    )
     return table

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_all.py"
-MODEL_TABLES = ["inference", "operator_kinds", "operators", "accuracy_cost", "pi_estimate"]
+MODEL_TABLES = [
+    "inference",
+    "operator_kinds",
+    "operators",
+    "int8_ceiling",
+    "accuracy_cost",
+    "pi_estimate",
+]
 
 
 def bench_all(*args: str) -> dict:
@@ -29,8 +36,22 @@ def positive(value: object) -> bool:
 
 
 @pytest.fixture(scope="module")
-def smoke(quick_run: Path) -> dict:
-    return bench_all("--run", str(quick_run))
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("page") / "benchmarks.md"
+
+
+@pytest.fixture(scope="module")
+def smoke(quick_run: Path, page: Path) -> dict:
+    return bench_all("--run", str(quick_run), "--out", str(page))
+
+
+def test_the_page_is_written_from_the_run_and_names_no_machine_path(smoke, page):
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n") and smoke["command"] in text
+    assert "#### Goals" in text and "| goal | measured | met |" in text
+    for goal in smoke["goals"]:
+        assert goal["goal"] in text
+    assert str(SCRIPT.parents[1]) not in text  # no folder of this machine
 
 
 def test_every_table_is_printed(smoke):
