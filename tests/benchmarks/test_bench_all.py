@@ -56,7 +56,7 @@ def test_the_page_is_written_from_the_run_and_names_no_machine_path(smoke, page)
 
 def test_every_table_is_printed(smoke):
     keys = [t["key"] for t in smoke["tables"]]
-    assert keys == ["frontend", *MODEL_TABLES, "end_to_end", "memory"]
+    assert keys == ["frontend", *MODEL_TABLES, "end_to_end", "cpu_per_hop", "memory"]
     assert smoke["command"].startswith(".venv/bin/python benchmarks/bench_all.py --smoke")
     for lib in ("numpy", "onnxruntime", "torch", "librosa", "python_speech_features"):
         assert smoke["environment"][lib], lib
