@@ -143,6 +143,18 @@ def quantize_int8(
     `float_input_layer` keeps the layer that reads the model input in float: in the fused ensemble
     that is the one shared conv1 (160 parameters, under 2% of the MACs), and keeping it float
     halved the mean INT8-vs-FP32 probability error on training windows (0.0015 -> 0.0008).
+
+    Why INT8 is only level with FP32 on an x86 CPU without VNNI, and what was tried: re-quantizing
+    the shipped model's FP32 graph, timed side by side (median per window, FP32 / INT8), the
+    configuration here measured 1.02-1.06x. Quantizing conv1 as well: 0.79x (a QLinearConv over
+    one input channel took 394 us against 85 us in float); average pooling left in float: 0.91x
+    (the Dequantize/Quantize around it cost more than the slow integer pooling it replaces);
+    Tanh and Split in Q/DQ form, so one Quantize precedes the split: 0.94x (onnxruntime has no
+    integer tanh, so it stays a float island between two conversions); int8 activations: 0.99x;
+    7-bit weights off: 1.04x. The ceiling, with every conversion, transpose and float island
+    costing nothing, is the integer layers' own gain over the float ones, which `edge-asc bench
+    --compare model-fp32.onnx` prints (the INT8 ceiling table): about 1.4x for the heavy conv2
+    on this CPU, 1.27x for the whole graph, so no graph rewrite reaches 1.3x here.
     """
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
     if len(calibration) == 0:
