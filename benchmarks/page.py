@@ -26,6 +26,8 @@ ratio.
   [benchmarks/README.md](../benchmarks/README.md)): `benchmarks/bench_all.py` adds the members
   run one by one, PyTorch eager, accuracy per cost, a Raspberry Pi estimate and a microphone
   listener, and judges each figure against its goal.
+- **The dashboard** (`listen --http`) has a benchmark of its own, `benchmarks/bench_dashboard.py`:
+  its figures are in [dashboard.md](dashboard.md#light-enough-for-a-pi).
 
 Method: real audio only (the shared UrbanSound8K clips; `edge-asc bench`: the bundled
 recording); one thread everywhere (onnxruntime, torch, and BLAS through threadpoolctl for the
