@@ -248,6 +248,8 @@ def build_rootfs(root: Path, cache: Path | None) -> None:
         shutil.rmtree(partial, ignore_errors=True)
         partial.parent.mkdir(parents=True, exist_ok=True)
         run(["cp", "-a", str(root), str(partial)], "caching the userland", 600)
+        for stale in set(cached.parent.glob("rootfs-*")) - {partial}:  # other recipes'
+            shutil.rmtree(stale)
         partial.rename(cached)
 
 
