@@ -8,14 +8,14 @@ binfmt_misc, installs the wheel built from the checkout (not editable) in a venv
 using this machine's pip configuration and CA certificates, and runs `edge-asc info`,
 `edge-asc demo --fast` and `edge-asc classify --json` on real clips of the shared data. The same
 wheel, installed here on x86-64, runs the same commands, and the probabilities must agree to
-1e-4. The emulated CPU is a Cortex-A76 (a Pi 5's core) unless --cpu says otherwise; classify is
-also run on a Cortex-A72 (a Pi 4's core, without the int8 dot-product instructions), so both of
-onnxruntime's arm64 int8 kernels are checked. Timings under emulation say nothing about a Pi; the
+1e-4. The emulated CPU is a Cortex-A76 (a Pi 5's core); classify also runs on a Cortex-A72 (a
+Pi 4's core, without the int8 dot-product instructions), so both of onnxruntime's arm64 int8
+kernels are checked. Timings under emulation say nothing about a Pi; the
 script prints its own wall time only to keep CI's budget in view.
 
 Needs: root (mounts, chroot); the Debian packages mmdebstrap, arch-test, qemu-user-static and
 binfmt-support; a Debian apt source and a reachable package index; the shared data folder
-(default: ../shared/data from the checkout); git (the wheel is built from the files git lists).
+(default: ../shared/data beside the checkout); git (the wheel is built from the files git lists).
 binfmt_misc is mounted and qemu-aarch64 enabled if they are not. /sys is not mounted in the
 chroot: onnxruntime's CPU detection crashes on it under qemu-user, and without it prints
 harmless cpuinfo warnings.
