@@ -121,6 +121,8 @@ def _epochs(
     yt = torch.from_numpy(y.astype(np.int64)).to(device)
     xt = _on(torch.from_numpy(x), device) if clips is None else torch.empty((len(y), 0))
     params = [p for p in model.parameters() if p.requires_grad]
+    if run.world_size > 1:  # DDP takes the parameters that need gradients when it is made
+        _freeze(model, options.frozen_convs)
     net = _wrap(model, run)
     optimizer = torch.optim.AdamW(params, lr=options.lr, weight_decay=options.weight_decay)
     steps_per_epoch = max(1, -(-len(xt) // options.batch_size))
@@ -197,14 +199,13 @@ def _wrap(model: Cnn, run: distributed.Run) -> nn.Module:
 
 
 def _on(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """An epoch's windows as one tensor on the GPU when they fit in half its free memory,
-    else in pinned host memory, each batch copied over as it is needed; on a CPU, as they are."""
+    """An epoch's windows as one tensor on the GPU when they fit in half its free memory (one
+    copy an epoch, then every batch is a gather on the GPU), else left in host memory, each
+    batch copied over as it is drawn; on a CPU, as they are."""
     if device.type != "cuda":
         return x
     free, _ = torch.cuda.mem_get_info(device)
-    if x.numel() * x.element_size() < free // 2:
-        return x.to(device)
-    return x.pin_memory()
+    return x.to(device) if x.numel() * x.element_size() < free // 2 else x
 
 
 def _precision(run: distributed.Run) -> contextlib.AbstractContextManager[object]:
