@@ -855,10 +855,16 @@ def listen(
     config = dataclasses.replace(config, silence_dbfs=silence_dbfs)
     loaded = Model(model, threads=threads)
     _check_top_k(top_k, loaded)
-    from edge_asc.dashboard.command import ListenDashboard, clip_options, http_options
+    clip_defaults = (500.0, 30.0)
+    served = kept = None
+    # The dashboard's modules (http.server, hmac and libcrypto, sqlite3) add about 8 MiB to a
+    # listener: they are imported only when one of its options is given.
+    asked = http is not None or http_token is not None or clips
+    if asked or (clips_max_mb, clips_keep_days) != clip_defaults:
+        from edge_asc.dashboard.command import clip_options, http_options
 
-    served = http_options(http, http_token)
-    kept = clip_options(clips, db, clips_max_mb, clips_keep_days, (500.0, 30.0))
+        served = http_options(http, http_token)
+        kept = clip_options(clips, db, clips_max_mb, clips_keep_days, clip_defaults)
     events = _event_config(
         loaded,
         db is not None or mqtt is not None or on_event is not None or served is not None,
@@ -879,11 +885,17 @@ def listen(
         notify_min_confidence,
     )
     hook = _hook_options(on_event, on_event_timeout, notify_cooldown, notify_min_confidence)
-    board = ListenDashboard(served, kept, loaded, top_k, db)  # binds --http: a used port fails now
+    board = None
+    if served is not None or kept is not None:
+        from edge_asc.dashboard.command import ListenDashboard
+
+        # Binds --http here, before the device: a port in use fails at once.
+        board = ListenDashboard(served, kept, loaded, top_k, db)
     try:
         sink = _open_log(log, log_format, top_k, log_max_mb, log_keep)
     except BaseException:
-        board.close()
+        if board is not None:
+            board.close()
         raise
     if db is not None or publish is not None or hook is not None or served is not None:
         sink = _add_events(sink, db, events, db_keep_days, db_windows, publish, hook, board)
@@ -895,8 +907,10 @@ def listen(
         if sink is not None:
             sink.close()
         raise
-    board.start()
-    _run_live(board.tap(source), loaded, display, top_k, sink, hop, config, stuck_after)
+    if board is not None:
+        board.start()
+        source = board.tap(source)
+    _run_live(source, loaded, display, top_k, sink, hop, config, stuck_after)
 
 
 DbArgument = Annotated[

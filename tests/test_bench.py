@@ -190,3 +190,28 @@ def test_peak_rss_of_a_fresh_interpreter_grows_with_its_imports():
     bare = memory.peak_rss_mib("pass")
     with_numpy = memory.peak_rss_mib("import numpy")
     assert positive(bare) and positive(with_numpy) and with_numpy > bare
+
+
+def test_a_listener_without_the_dashboard_options_loads_no_dashboard(tmp_path):
+    """`listen` without --http or --clips runs without the dashboard's server, hmac or sqlite3
+    (about 8 MiB of a listener's memory)."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('MODULES ' + ' '.join(sys.modules)))\n"
+        "from edge_asc.cli import main\n"
+        "sys.argv = ['edge-asc', 'listen', '--from-file', sys.argv[1], '--fast',\n"
+        "            '--display', 'plain', '--log', sys.argv[2]]\n"
+        "main()\n"
+    )
+    log = tmp_path / "predictions.jsonl"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(demo_recording()), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert log.stat().st_size > 0  # it listened and logged
+    loaded = set(out.stderr.rsplit("MODULES ", 1)[1].split())
+    assert "edge_asc.live" in loaded
+    assert not {"edge_asc.dashboard", "http.server", "hmac", "sqlite3"} & loaded
