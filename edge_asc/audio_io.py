@@ -36,10 +36,10 @@ def to_mono(data: np.ndarray) -> np.ndarray:
 
 
 def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """soxr's high-quality resampler; a no-op when the rates already match."""
+    """soxr's very-high-quality resampler (the same as the stream's, see `Resampler`)."""
     if rate == target:
         return signal
-    return soxr.resample(signal, rate, target, quality="HQ").astype(np.float32, copy=False)
+    return soxr.resample(signal, rate, target, quality="VHQ").astype(np.float32, copy=False)
 
 
 def check_format(rate: int, channels: int, what: str) -> None:
