@@ -69,7 +69,7 @@ CLIPS = (  # 16 kHz mono 16-bit, and 48 kHz stereo 24-bit through the resampler
     "tut-urban-2018-demo/park.flac",
 )
 TOLERANCE = 1e-4
-WORK = "/tmp/edge-asc-check"  # inside the userland; the host's run uses a folder of the same shape
+WORK = "/opt/edge-asc-check"  # inside the userland; the host's run uses a folder of the same shape
 VENV = "/opt/edge-asc"
 CPUS = ("cortex-a76", "cortex-a72")  # a Pi 5's core (int8 dot product), a Pi 4's (none)
 PROBE = """import json, platform, sys
@@ -145,7 +145,7 @@ def enable_binfmt() -> None:
             raise CannotRunError(f"cannot mount binfmt_misc: {mounted.stderr.strip()}")
     entry = binfmt / "qemu-aarch64"
     if not entry.exists() or "enabled" not in entry.read_text():
-        run(["update-binfmts", "--enable", "qemu-aarch64"], "update-binfmts --enable", 60)
+        run(["update-binfmts", "--enable", "qemu-aarch64"], "update-binfmts --enable", 300)
     if subprocess.run(["arch-test", "arm64"], capture_output=True, check=False).returncode:
         raise CannotRunError("arm64 binaries do not run here although qemu-aarch64 is registered")
 
@@ -213,7 +213,7 @@ def debian_mirror() -> list[str]:
 def apt_options() -> list[str]:
     """The host's network settings for apt (proxies, an old snapshot's Valid-Until): mmdebstrap
     uses an apt configuration of its own, not the host's."""
-    dumped = run(["apt-config", "dump"], "apt-config dump", 60).splitlines()
+    dumped = run(["apt-config", "dump"], "apt-config dump", 300).splitlines()
     wanted = re.compile(r"^Acquire::(Check-Valid-Until|Check-Date|Retries|https?::|ftp::)")
     return [line for line in dumped if wanted.match(line)]
 
@@ -221,7 +221,7 @@ def apt_options() -> list[str]:
 def build_rootfs(root: Path, cache: Path | None) -> None:
     """Debian bookworm arm64 with PACKAGES, from the cache when one matches."""
     sources, aptopts = debian_mirror(), apt_options()
-    version = run(["mmdebstrap", "--version"], "mmdebstrap --version", 60).strip()
+    version = run(["mmdebstrap", "--version"], "mmdebstrap --version", 300).strip()
     recipe = json.dumps([SUITE, PACKAGES, DPKG_OPTIONS, sources, aptopts, version])
     cached = cache / f"rootfs-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}" if cache else None
     if cached and cached.is_dir():
@@ -258,7 +258,7 @@ def pip_settings() -> tuple[dict[str, str], list[str]]:
     find-links folder, a file:// index, a constraints file, the CA bundle) to bind read-only.
 
     `pip config list` lists every file and variable pip reads, lowest precedence first."""
-    listed = run([sys.executable, "-m", "pip", "config", "list"], "pip config list", 60)
+    listed = run([sys.executable, "-m", "pip", "config", "list"], "pip config list", 300)
     env: dict[str, str] = {}
     for section in ("global", "install", ":env:"):
         for line in listed.splitlines():
