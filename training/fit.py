@@ -31,6 +31,8 @@ class FitOptions:
     mask_bands: int = 0  # widest run of mel bands zeroed per window, SpecAugment style (0: off)
     mask_frames: int = 0  # widest run of frames zeroed per window (0: off)
     gain_db: float = 0.0  # each drawn window louder or quieter by up to this (0: off; needs clips)
+    mixstyle: float = 0.0  # share of batches given Freq-MixStyle (0: off)
+    mixstyle_alpha: float = 0.3  # Beta(alpha, alpha) weight of a window's own band statistics
 
 
 def seed_everything(seed: int) -> None:
@@ -152,6 +154,7 @@ def _epochs(
             # The whole global batch is augmented and mixed on every rank, from the shared
             # generators, then dealt out: each window gets what it would get in one process.
             xb, yb = _augment(xt[idx.to(xt.device)].to(device), options, generator), yt[idx]
+            xb = _mixstyle(xb, options, generator, rng)
             lam, partner = _mix(len(idx), options.mixup, generator, rng)
             if partner is not None:
                 xb = lam * xb + (1 - lam) * xb[partner]
@@ -234,6 +237,25 @@ def _augment(x: torch.Tensor, options: FitOptions, generator: torch.Generator) -
         shape = (n, 1, size, 1) if axis == 2 else (n, 1, 1, size)
         x.masked_fill_(hit.view(shape).to(x.device), 0.0)
     return x
+
+
+def _mixstyle(
+    x: torch.Tensor, options: FitOptions, generator: torch.Generator, rng: np.random.Generator
+) -> torch.Tensor:
+    """Freq-MixStyle (Kim et al.; the CP-JKU DCASE systems): each window's per-band mean and
+    spread over time are mixed with another window's, so the band balance a recording device or
+    a room gives a clip (what separates one fold's air conditioners from another's) stops being
+    a cue, while the band's shape over time, the sound itself, is kept."""
+    if options.mixstyle <= 0 or float(rng.random()) >= options.mixstyle:
+        return x
+    mean = x.mean(dim=3, keepdim=True)
+    std = (x.var(dim=3, keepdim=True) + 1e-6).sqrt()
+    partner = torch.randperm(len(x), generator=generator).to(x.device)
+    lam = rng.beta(options.mixstyle_alpha, options.mixstyle_alpha, size=(len(x), 1, 1, 1))
+    lam_t = torch.from_numpy(lam.astype(np.float32)).to(x.device)
+    mixed_mean = lam_t * mean + (1 - lam_t) * mean[partner]
+    mixed_std = lam_t * std + (1 - lam_t) * std[partner]
+    return (x - mean) / std * mixed_std + mixed_mean
 
 
 def _gain(

@@ -231,6 +231,9 @@ def _recipe(schedule: dict[str, Any]) -> list[str]:
             parts.append(f"masks <= {how['mask_bands']} bands, <= {how['mask_frames']} frames")
         if how.get("gain_db"):
             parts.append(f"gain +-{how['gain_db']} dB")
+        if how.get("mixstyle"):
+            share, alpha = how["mixstyle"], how["mixstyle_alpha"]
+            parts.append(f"Freq-MixStyle on {share:.0%} of batches, alpha {alpha}")
         if how.get("distill"):
             parts.append(f"distillation {how['distill']} at T={how['temperature']}")
         if how.get("frozen_convs"):
