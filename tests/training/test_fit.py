@@ -133,3 +133,35 @@ def test_random_starts_train_on_other_windows_reproducibly(real_clips):
     assert np.abs(a - grid).max() > 1e-3  # the epochs saw windows off the grid
     with pytest.raises(ValueError, match="labels"):
         fit.fit(fit.new_model(small(), 2), x[:-7], y[:-7], how, clips=clips)
+
+
+def test_freq_mixstyle_swaps_band_statistics_and_keeps_each_band_shape(real_windows):
+    x = torch.from_numpy(real_windows[0][:64])
+    how = fit.FitOptions(mixstyle=1.0, mixstyle_alpha=0.3)
+    out = fit._mixstyle(x, how, torch.Generator().manual_seed(0), np.random.default_rng(0))
+    again = fit._mixstyle(x, how, torch.Generator().manual_seed(0), np.random.default_rng(0))
+    assert torch.equal(out, again)  # reproducible by seed
+    assert torch.equal(x, torch.from_numpy(real_windows[0][:64]))  # the batch is left alone
+
+    def standardised(t: torch.Tensor) -> torch.Tensor:
+        return (t - t.mean(dim=3, keepdim=True)) / (t.var(dim=3, keepdim=True) + 1e-6).sqrt()
+
+    # each band's course over time is the window's own; only its level and spread moved
+    torch.testing.assert_close(standardised(out), standardised(x), atol=2e-3, rtol=0)
+    moved = (out.mean(dim=3) - x.mean(dim=3)).abs().amax(dim=(1, 2))
+    assert (moved > 0.05).sum() > 32  # most windows took another's band statistics
+    off = fit.FitOptions(mixstyle=0.0)
+    rng = np.random.default_rng(0)
+    assert fit._mixstyle(x, off, torch.Generator().manual_seed(0), rng) is x
+    assert rng.random() == np.random.default_rng(0).random()  # off draws nothing: old runs hold
+
+
+def test_freq_mixstyle_training_is_reproducible(real_windows):
+    x, y = real_windows
+    how = fit.FitOptions(epochs=3, seed=5, mixstyle=1.0)
+    a = fit.predict(fit.fit(fit.new_model(small(), 5), x, y, how), x)
+    b = fit.predict(fit.fit(fit.new_model(small(), 5), x, y, how), x)
+    np.testing.assert_array_equal(a, b)
+    plain_how = fit.FitOptions(epochs=3, seed=5)
+    plain = fit.predict(fit.fit(fit.new_model(small(), 5), x, y, plain_how), x)
+    assert np.abs(a - plain).max() > 1e-3  # it changed what was learnt
