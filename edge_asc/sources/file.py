@@ -33,6 +33,10 @@ class FileSource(Source):
         # Small blocks keep a real-time display fluid; big ones let --fast batch the model.
         seconds = block_seconds if block_seconds is not None else (0.1 if realtime else 8.0)
         self._block = max(1, round(seconds * self.rate))
+        # soundfile seeks three times around every read (FLAC seeks cost a frame's decode), so
+        # a real-time replay decodes a second at a time and hands it out block by block.
+        self._decode = max(self._block, self.rate)
+        self._pending = np.empty((0, self.channels), dtype=np.float32)
         self._delivered = 0
         self._start: float | None = None
         self.description = f"{self.path.name} ({'real time' if realtime else 'fast'})"
@@ -49,15 +53,20 @@ class FileSource(Source):
                 time.sleep(min(due - now, timeout))
                 if time.monotonic() < due:
                     return np.empty((0, self.channels), dtype=np.float32)
-        try:
-            block = self._file.read(self._block, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
+        if self._pending.shape[0] < self._block:
+            self._pending = np.concatenate([self._pending, self._decoded()])
+        block, self._pending = self._pending[: self._block], self._pending[self._block :]
         if block.shape[0] == 0:
             return None
         self._delivered += block.shape[0]
         return block
+
+    def _decoded(self) -> np.ndarray:
+        try:
+            return self._file.read(self._decode, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
 
     def close(self) -> None:
         if not self._file.closed:
