@@ -17,9 +17,10 @@ from edge_asc.bench.report import Table
 # Standalone (no imports of our own): what it prints must not include what it measures with.
 _PRINT_VMHWM = """
 try:
-    print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")))
-except (OSError, StopIteration):
-    print("None")
+    status = {l.split(":")[0]: l.split()[1] for l in open("/proc/self/status") if "kB" in l}
+    print(status["VmHWM"], status.get("RssFile", "None"))
+except (OSError, KeyError):
+    print("None None")
 """
 _LIVE_MODULES = "edge_asc.cli, edge_asc.live, edge_asc.stream, edge_asc.sources, edge_asc.sinks"
 
@@ -56,12 +57,22 @@ def optional_steps() -> list[tuple[str, str]]:
 
 def peak_rss_mib(code: str) -> float | None:
     """Peak RSS (VmHWM) of a fresh interpreter that ran `code`; None without /proc."""
+    return _probe(code)[0]
+
+
+def _probe(code: str) -> tuple[float | None, float | None]:
+    """(peak RSS, resident pages of mapped files at the end), MiB, of a fresh interpreter.
+
+    The files' pages are the libraries' code and data as far as they were touched: shared with
+    any other process that maps the same libraries, and the part of the peak that no change to
+    the app's own code can shrink.
+    """
     probe = f"{code}\n{_PRINT_VMHWM}"
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    value = out.stdout.split()[-1]
-    return None if value == "None" else int(value) / 1024
+    peak, files = out.stdout.split()[-2:]
+    return tuple(None if v == "None" else int(v) / 1024 for v in (peak, files))  # type: ignore[return-value]
 
 
 def _added(value: float | None, base: float | None) -> float | None:
@@ -74,36 +85,40 @@ def memory_table(
     table = Table(
         "memory",
         "Memory: peak RSS of each import and of the model session, in fresh interpreters",
-        ["step", "peak RSS MiB", "adds MiB"],
+        ["step", "peak RSS MiB", "adds MiB", "of it library files MiB"],
     )
     before = None
     for label, code in listener_steps(model):
-        peak = peak_rss_mib(code)
-        table.add(label, peak, _added(peak, before))
+        peak, files = _probe(code)
+        table.add(label, peak, _added(peak, before), files)
         before = peak
     whole = listener_steps(model)[-1][1]
     for label, code in optional_steps():
         try:
-            peak = peak_rss_mib(f"{whole}\n{code}")
+            peak, files = _probe(f"{whole}\n{code}")
         except subprocess.CalledProcessError:  # not installed here (the dashboard, PortAudio)
-            peak = None
-        table.add(f"(optional) + {label}", peak, _added(peak, before))
+            peak, files = None, None
+        table.add(f"(optional) + {label}", peak, _added(peak, before), files)
     if listen_peak_mib is not None:
         table.add(
             "`edge-asc listen` from a file in real time, plain output, a log (end to end above)",
             listen_peak_mib,
             _added(listen_peak_mib, before),
+            None,
         )
     if mic_peak_mib is not None:
         table.add(
             "`edge-asc listen` from a microphone (a PulseAudio source), plain output, a log",
             mic_peak_mib,
             _added(mic_peak_mib, before),
+            None,
         )
     table.notes.append(
         "Each step in a fresh interpreter; the listener's steps are cumulative (adds: on top of "
         "the row before), the optional ones each on top of the model session. Peak RSS counts "
         "the pages of shared libraries a process has touched (onnxruntime's code, PortAudio's "
-        "ALSA plugins), which other processes share; 1 MB = 0.954 MiB."
+        "ALSA plugins), which other processes share; 1 MB = 0.954 MiB. Library files: the "
+        "resident pages of mapped files at the step's end (RssFile), which only a smaller library "
+        "could shrink: onnxruntime's pages alone are about 20 MiB once a session is made."
     )
     return table
