@@ -25,7 +25,7 @@ from edge_asc.sources import Source
 
 # The levels measured on the shared data with the shipped model (1-s windows, 0.5-s hop): the
 # quietest window it classifies correctly, and the quietest TUT scene window.
-QUIETEST_CORRECT_US8K_DBFS = -81.4
+QUIETEST_CORRECT_US8K_DBFS = -80.4
 QUIETEST_TUT_DBFS = -55.4
 
 
@@ -56,7 +56,7 @@ def test_the_default_level_is_below_every_real_sound_in_the_shared_data(classifi
         levels = window_levels(classifier, signal, len(probs))
         right = [classifier.labels[int(p.argmax())] == row["class"] for p in probs]
         correct += [level for level, ok in zip(levels, right, strict=True) if ok]
-    assert len(correct) > 14000
+    assert len(correct) > 13500  # of 15,036 windows: the model gets most of its training data
     assert min(correct) == pytest.approx(QUIETEST_CORRECT_US8K_DBFS, abs=0.05)
     scenes = []
     for path in sorted((shared_data / "tut-urban-2018-demo").glob("*.flac")):
@@ -117,14 +117,15 @@ def test_silent_stretches_are_left_out_of_the_clip_mean(classifier, shared_data)
 
 
 def test_an_improbable_best_class_is_uncertain(classifier, shared_data):
-    """park.flac's best class (dog_bark) has a mean probability of 0.26: under the 0.3 default."""
-    park = shared_data / "tut-urban-2018-demo" / "park.flac"
-    result = classifier.classify_file(park)
+    """bus.flac's best class (air_conditioner) has a mean probability of 0.256: under the 0.3
+    default."""
+    bus = shared_data / "tut-urban-2018-demo" / "bus.flac"
+    result = classifier.classify_file(bus)
     assert DEFAULT_THRESHOLD == 0.3
-    assert result.label == "dog_bark" and result.verdict == UNCERTAIN
-    assert result.confidence == pytest.approx(0.262, abs=0.005)
-    assert classifier.classify_file(park, threshold=0.0).verdict == "dog_bark"
-    assert classifier.classify_file(park, threshold=0.25).verdict == "dog_bark"
+    assert result.label == "air_conditioner" and result.verdict == UNCERTAIN
+    assert result.confidence == pytest.approx(0.256, abs=0.003)
+    assert classifier.classify_file(bus, threshold=0.0).verdict == "air_conditioner"
+    assert classifier.classify_file(bus, threshold=0.25).verdict == "air_conditioner"
 
 
 def model_with_silence_level(tmp_path: Path, level: float) -> Path:
@@ -140,14 +141,15 @@ def model_with_silence_level(tmp_path: Path, level: float) -> Path:
 
 
 def test_the_card_sets_the_level_and_the_option_overrides_it(shared_data, tmp_path):
-    """A card asking for -30 dBFS makes the park scene (-47 dBFS) silence; the option wins."""
-    park = shared_data / "tut-urban-2018-demo" / "park.flac"
+    """A card asking for -30 dBFS makes the bus scene (-44 dBFS at its loudest) silence; the
+    option wins."""
+    bus = shared_data / "tut-urban-2018-demo" / "bus.flac"
     card_level = Classifier(model_with_silence_level(tmp_path, -30.0))
     assert card_level.card.silence_level() == -30.0
-    assert card_level.classify_file(park).verdict == SILENCE
-    assert card_level.classify_file(park, silence_dbfs=-90.0).label == "dog_bark"
+    assert card_level.classify_file(bus).verdict == SILENCE
+    assert card_level.classify_file(bus, silence_dbfs=-90.0).label == "air_conditioner"
     with pytest.raises(ValueError, match="silence_dbfs"):
-        card_level.classify_file(park, silence_dbfs=3.0)
+        card_level.classify_file(bus, silence_dbfs=3.0)
 
 
 def run_cli(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
