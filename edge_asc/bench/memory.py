@@ -71,8 +71,8 @@ def _probe(code: str) -> tuple[float | None, float | None]:
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
-    peak, files = out.stdout.split()[-2:]
-    return tuple(None if v == "None" else int(v) / 1024 for v in (peak, files))  # type: ignore[return-value]
+    peak, files = (None if v == "None" else int(v) / 1024 for v in out.stdout.split()[-2:])
+    return peak, files
 
 
 def _added(value: float | None, base: float | None) -> float | None:

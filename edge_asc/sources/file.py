@@ -34,7 +34,7 @@ class FileSource(Source):
         seconds = block_seconds if block_seconds is not None else (0.1 if realtime else 8.0)
         self._block = max(1, round(seconds * self.rate))
         # soundfile seeks three times around every read (FLAC seeks cost a frame's decode), so
-        # a real-time replay decodes a second at a time and hands it out block by block.
+        # small blocks are cut from at least a second decoded at a time.
         self._decode = max(self._block, self.rate)
         self._pending = np.empty((0, self.channels), dtype=np.float32)
         self._delivered = 0

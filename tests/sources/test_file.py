@@ -21,6 +21,26 @@ def test_file_fast_gives_every_sample(tut_clip, drain):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_small_blocks_are_cut_from_a_second_decoded_at_a_time(tut_clip, drain):
+    expected, rate = sf.read(tut_clip, dtype="float32", always_2d=True)
+    with FileSource(tut_clip, realtime=False, block_seconds=0.1) as src:
+        decoded = src._file.read
+        sizes: list[int] = []
+
+        def counted(frames, **kwargs):
+            sizes.append(frames)
+            return decoded(frames, **kwargs)
+
+        src._file.read = counted
+        blocks = []
+        while (block := src.read()) is not None:
+            blocks.append(block)
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)
+    assert {len(b) for b in blocks[:-1]} == {round(0.1 * rate)}  # the blocks asked for
+    assert set(sizes) == {rate}  # each decode a second, not a block
+    assert len(sizes) <= -(-len(expected) // rate) + 1
+
+
 def test_file_real_time_is_paced(tmp_path, drain):
     path = tmp_path / "half.wav"
     sf.write(path, np.zeros(8000, dtype=np.float32), 16000)
