@@ -63,6 +63,14 @@ class WindowStream:
         return self._add(np.concatenate(parts), final=False)
 
     @property
+    def wanted(self) -> int:
+        """Samples still to push before the next window is complete (its last frame is
+        centred on a sample and needs half an analysis window after it)."""
+        last = self._next * self.hop_frames + self.window_frames - 1
+        win = self.config.win_length
+        return max(0, last * self.config.hop_length + win - win // 2 - self.pushed)
+
+    @property
     def held(self) -> tuple[int, int]:
         """(samples, frames) kept for windows still to come: never more than one window's."""
         return self._samples.size, self._frames.shape[0]

@@ -41,3 +41,19 @@ def test_window_levels():
     assert levels[0] == pytest.approx(-3.01, abs=0.01)  # a full-scale sine's RMS
     assert levels[-1] == FLOOR_DBFS
     assert dbfs(np.zeros(0, np.float32)) == FLOOR_DBFS
+
+
+def test_wanted_is_exactly_what_completes_the_next_window():
+    """A live source waits for `wanted` samples: one fewer must not complete the window (a
+    wasted wake-up), and exactly that many must (no added latency)."""
+    config = FrontEndConfig()
+    rng = np.random.default_rng(0)
+    stream = WindowStream(config, 51, 25)
+    for k in range(4):
+        n = stream.wanted
+        assert n > 0
+        assert stream.push((0.1 * rng.standard_normal(n - 1)).astype(np.float32)).indices == []
+        assert stream.wanted == 1
+        assert stream.push(np.zeros(1, np.float32)).indices == [k]
+    # A window of 1 s with frames centred 20 ms apart needs half a 40-ms analysis window more.
+    assert stream.pushed == 16000 + 320 + 3 * 8000

@@ -118,6 +118,9 @@ class TappedSource(Source):
     def take_notices(self) -> list[str]:
         return self.inner.take_notices()
 
+    def want(self, frames: int) -> None:
+        self.inner.want(frames)
+
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
         block = self.inner.read(timeout)
         if block is not None:

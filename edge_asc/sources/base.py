@@ -36,6 +36,10 @@ class Source:
         """The next block, possibly empty (nothing yet); None at the end of the stream."""
         raise NotImplementedError
 
+    def want(self, frames: int) -> None:
+        """The consumer's next window needs `frames` more: a live source holds its next block
+        until they are there, so the listener wakes once per window, not once per trickle."""
+
     def close(self) -> None:
         """Release the device or file; safe to call twice."""
 

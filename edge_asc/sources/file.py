@@ -41,6 +41,10 @@ class FileSource(Source):
         self._start: float | None = None
         self.description = f"{self.path.name} ({'real time' if realtime else 'fast'})"
 
+    def want(self, frames: int) -> None:
+        if self.realtime:  # as from a microphone; --fast keeps its big blocks for batching
+            self._block = max(1, int(frames))
+
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
         if self._file.closed:
             return None
@@ -53,8 +57,11 @@ class FileSource(Source):
                 time.sleep(min(due - now, timeout))
                 if time.monotonic() < due:
                     return np.empty((0, self.channels), dtype=np.float32)
-        if self._pending.shape[0] < self._block:
-            self._pending = np.concatenate([self._pending, self._decoded()])
+        while self._pending.shape[0] < self._block:
+            more = self._decoded()
+            if not more.shape[0]:
+                break
+            self._pending = np.concatenate([self._pending, more])
         block, self._pending = self._pending[: self._block], self._pending[self._block :]
         if block.shape[0] == 0:
             return None

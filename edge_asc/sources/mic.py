@@ -40,6 +40,7 @@ class MicSource(Source):
         self._spec, self._wanted_rate, self._wanted_channels = device, rate, channels
         self._buffer_seconds, self._latency = buffer_seconds, latency
         self.retry, self.stall_seconds = retry, stall_seconds
+        self._min_frames = 1
         self._notices: list[str] = []
         self._reconnects = 0
         self._closed_overflows = 0  # overflows of the captures before the current one
@@ -61,7 +62,7 @@ class MicSource(Source):
             raise EdgeAscError(f"cannot open input device {info['name']!r}: {err}") from err
         self.rate, self.channels = rate, channels
         self.description = f"{info['name']} ({rate} Hz, {channels} ch)"
-        self._min_frames = max(1, rate // 20)  # wake the consumer for >= 50 ms of audio
+        self._min_frames = max(1, rate // 20)  # >= 50 ms of audio until the consumer says
         self._capture = capture
         self._seen, self._progress_at = 0, time.monotonic()
 
@@ -78,24 +79,35 @@ class MicSource(Source):
         notices, self._notices = self._notices, []
         return notices
 
+    def want(self, frames: int) -> None:
+        # Each block wakes the whole loop with cold caches: on an idle machine a real-time
+        # listener spent 1.47 % of a core in 0.1-s blocks and 0.94 % in blocks of one hop.
+        self._min_frames = max(1, int(frames))
+
     def read(self, timeout: float = 0.1) -> np.ndarray | None:
         capture = self._capture
         if capture is None:
             return self._reopen(timeout)
+        # Never wait for more than half the ring holds: the rest is room for the callback.
+        need = min(self._min_frames, max(1, capture.ring.capacity // 2))
         deadline = time.monotonic() + timeout
-        while capture.ring.available < self._min_frames:
+        while capture.ring.available < need:
             now = time.monotonic()
             if capture.ring.written != self._seen:
                 self._seen, self._progress_at = capture.ring.written, now
-            if not capture.ring.available:  # what arrived goes out before any verdict
-                if not capture.stream.active:
-                    return self._lose("the input stream stopped")
-                if now - self._progress_at > self.stall_seconds:
-                    return self._lose(f"no audio for {self.stall_seconds:g} s")
+            lost = None
+            if not capture.stream.active:
+                lost = "the input stream stopped"
+            elif now - self._progress_at > self.stall_seconds:
+                lost = f"no audio for {self.stall_seconds:g} s"
+            if lost is not None:
+                if capture.ring.available:  # what arrived goes out before any verdict
+                    break
+                return self._lose(lost)
             left = deadline - now
             if left <= 0:
-                break
-            deficit = (self._min_frames - capture.ring.available) / self.rate
+                return self._empty()  # less than a block: it waits for the next read
+            deficit = (need - capture.ring.available) / self.rate
             time.sleep(min(left, max(deficit, 0.005)))
         return capture.ring.read()
 

@@ -13,6 +13,7 @@ from edge_asc.sources import MicSource
 def test_callback_copies_and_counts_overflows(fake_sd):
     sd = fake_sd()
     mic = MicSource("ALC3246", rate=44100, channels=1, buffer_seconds=0.01)  # 441 frames
+    mic.want(441)
     callback = sd.opened.kwargs["callback"]
     block = np.arange(300, dtype=np.float32)[:, None]
     callback(block, 300, None, types.SimpleNamespace(input_overflow=False))
@@ -51,3 +52,28 @@ def test_a_stalled_stream_is_reopened(fake_sd):
     notices = mic.take_notices()
     assert "no audio for 0.2 s" in notices[0] and "is back" in notices[1]
     assert stalled.closed and sd.opened is not stalled and mic.reconnects == 1
+
+
+def test_read_holds_until_the_frames_the_consumer_wants(fake_sd):
+    """One block per window, not a trickle: less than `want` comes out as an empty block."""
+    sd = fake_sd()
+    mic = MicSource(rate=16000)
+    callback = sd.opened.kwargs["callback"]
+    status = types.SimpleNamespace(input_overflow=False)
+    mic.want(1000)
+    callback(np.ones((600, 1), np.float32), 600, None, status)
+    assert mic.read(timeout=0.02).shape == (0, 1)
+    callback(np.ones((600, 1), np.float32), 600, None, status)
+    assert mic.read(timeout=0.02).shape == (1200, 1)
+
+
+def test_a_want_larger_than_the_ring_does_not_wait_for_ever(fake_sd):
+    """A small ring can never hold a whole window's audio: half the ring is enough to read."""
+    sd = fake_sd()
+    mic = MicSource(buffer_seconds=0.05)
+    mic.want(10 * mic.rate)
+    n = round(0.03 * mic.rate)  # more than half the ring
+    sd.opened.kwargs["callback"](
+        np.ones((n, 1), np.float32), n, None, types.SimpleNamespace(input_overflow=False)
+    )
+    assert mic.read(timeout=0.02).shape == (n, 1)
