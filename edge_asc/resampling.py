@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import soxr
 
@@ -19,6 +21,14 @@ class Resampler:
             if rate == target
             else soxr.ResampleStream(rate, target, 1, dtype="float32", quality="VHQ")
         )
+
+    def frames_for(self, samples: int) -> int:
+        """Input frames that yield at least `samples` more output. soxr hands its output out
+        in chunks of tens of milliseconds (1100 samples from 48 kHz), so 0.1 s more is asked
+        for: one read then completes a window, no later than 0.1-s blocks would."""
+        if self._soxr is None:
+            return samples
+        return math.ceil(samples * self.rate / self.target) + self.rate // 10
 
     def push(self, mono: np.ndarray) -> np.ndarray:
         if self._soxr is None:

@@ -9,7 +9,6 @@ those of the offline path (see edge_asc.windowing).
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -88,7 +87,8 @@ class LiveStream:
     ) -> Iterator[Prediction]:
         """Classify the source window by window until it ends or `stop` is set."""
         while stop is None or not stop.is_set():
-            self.source.want(self._wanted())
+            # Source frames until the next window is complete: a live source wakes us once.
+            self.source.want(max(1, self._resampler.frames_for(self._windower.wanted)))
             block = self.source.read(read_timeout)
             for message in self.source.take_notices():
                 self.notify(message)
@@ -100,15 +100,6 @@ class LiveStream:
                 return
             if block.shape[0]:
                 yield from self._emit(self._push(block))
-
-    def _wanted(self) -> int:
-        """Source frames until the next window is complete, so that a live source wakes the
-        loop once per window. soxr hands its output out in chunks of tens of milliseconds
-        (1100 samples from 48 kHz), so a resampled source is asked for 0.1 s more: one read
-        still completes the window, no later than the 0.1-s blocks of before did."""
-        ratio = self._rate / self.frontend.sample_rate
-        margin = 0 if self._rate == self.frontend.sample_rate else self._rate // 10
-        return max(1, math.ceil(self._windower.wanted * ratio) + margin)
 
     def _say_no_window(self) -> None:
         """The input ended before a window's worth of audio: say so, rather than guess."""

@@ -70,11 +70,12 @@ def test_real_time_replay_wakes_once_per_window_and_on_time(classifier, shared_d
         return block
 
     source.read = counted  # type: ignore[method-assign]
+    duration = sf.info(path).duration
     start, late = time.monotonic(), []
     with source:
         for pred in classifier.stream(source, hop_seconds=0.5):
             recorded = pred.offset + 1.0 + 0.02  # the window's last frame needs 20 ms more
-            if recorded <= sf.info(path).duration:
+            if recorded <= duration:
                 late.append(time.monotonic() - start - recorded)
     assert len(reads) <= len(late) + 2, reads
     assert max(late) < 0.2, late  # a hop-sized block would be 0.48 s late

@@ -30,7 +30,8 @@ class FileSource(Source):
         self.rate = int(self._file.samplerate)
         self.channels = int(self._file.channels)
         self.realtime = realtime
-        # Small blocks keep a real-time display fluid; big ones let --fast batch the model.
+        # In real time the stream says what each window needs (want); big blocks let --fast
+        # batch the model.
         seconds = block_seconds if block_seconds is not None else (0.1 if realtime else 8.0)
         self._block = max(1, round(seconds * self.rate))
         # soundfile seeks three times around every read (FLAC seeks cost a frame's decode), so

@@ -40,7 +40,6 @@ class MicSource(Source):
         self._spec, self._wanted_rate, self._wanted_channels = device, rate, channels
         self._buffer_seconds, self._latency = buffer_seconds, latency
         self.retry, self.stall_seconds = retry, stall_seconds
-        self._min_frames = 1
         self._notices: list[str] = []
         self._reconnects = 0
         self._closed_overflows = 0  # overflows of the captures before the current one

@@ -60,11 +60,11 @@ def test_read_holds_until_the_frames_the_consumer_wants(fake_sd):
     mic = MicSource(rate=16000)
     callback = sd.opened.kwargs["callback"]
     status = types.SimpleNamespace(input_overflow=False)
-    mic.want(1000)
-    callback(np.ones((600, 1), np.float32), 600, None, status)
+    mic.want(4000)  # more than the 50 ms (800 frames) it hands out unasked
+    callback(np.ones((2400, 1), np.float32), 2400, None, status)
     assert mic.read(timeout=0.02).shape == (0, 1)
-    callback(np.ones((600, 1), np.float32), 600, None, status)
-    assert mic.read(timeout=0.02).shape == (1200, 1)
+    callback(np.ones((2400, 1), np.float32), 2400, None, status)
+    assert mic.read(timeout=0.02).shape == (4800, 1)
 
 
 def test_a_want_larger_than_the_ring_does_not_wait_for_ever(fake_sd):
