@@ -32,7 +32,15 @@ _STREAMED_LENGTH = 0x7FFF0000
 def to_mono(data: np.ndarray) -> np.ndarray:
     """Average the channels: a stereo scene recording keeps both sides' energy."""
     data = np.asarray(data, dtype=np.float32)
-    return data if data.ndim == 1 else data.mean(axis=1, dtype=np.float32)
+    if data.ndim == 1:
+        return data
+    # Channel by channel, not data.mean(axis=1): NumPy reduces a short inner axis row by row,
+    # 0.52 ms for a 0.5-s hop of 48-kHz stereo against 0.04 ms here, on the live path's every hop.
+    mono = data[:, 0].copy()
+    for channel in range(1, data.shape[1]):
+        mono += data[:, channel]
+    mono /= np.float32(data.shape[1])
+    return mono
 
 
 def resample(signal: np.ndarray, rate: int, target: int) -> np.ndarray:
