@@ -88,15 +88,16 @@ def test_int16_pcm_is_scaled_like_the_file_reader(classifier, shared_data, jackh
 )
 def test_any_pcm_dtype_and_channel_count(classifier, jackhammer, dtype, channels, start):
     """Every integer and float dtype, mono or (samples, channels): the float result, within
-    what the dtype's resolution allows (8 bits and float16 are coarse: 1e-2)."""
+    what the dtype's resolution allows. 8 bits are coarsest: over starts every 250 samples the
+    largest difference is 0.011 (float16: 0.0035), so they get 2e-2 and float16 1e-2."""
     audio = jackhammer[start : start + 20000]
     reference = classifier.classify_array(audio, 16000)
     expected = probabilities(reference)
     pcm = quantise(audio, dtype)
     array = pcm if channels == 1 else np.repeat(pcm[:, None], channels, axis=1)
     result = classifier.classify_array(array, 16000)
-    coarse = np.dtype(dtype).itemsize == 1 or dtype == "float16"
-    np.testing.assert_allclose(probabilities(result), expected, atol=1e-2 if coarse else 1e-4)
+    atol = 2e-2 if np.dtype(dtype).itemsize == 1 else 1e-2 if dtype == "float16" else 1e-4
+    np.testing.assert_allclose(probabilities(result), expected, atol=atol)
     assert result.windows == reference.windows == len(result.window_probabilities)
 
 
