@@ -29,8 +29,10 @@ from edge_asc.windowing import Windows, WindowStream
 NOTICE_INTERVAL_S = 60.0  # stream seconds between two notices of a recurring fault
 # The longest one read waits for audio: how soon a stop request is seen. Every read that comes
 # back empty is a wake-up that finds the caches cold; at 0.1 s a 0.5-s hop woke five times, and
-# a real-time listener spent 6.3-6.8 ms of CPU per window against 5.4-6.0 ms at 0.5 s.
-READ_TIMEOUT_S = 0.5
+# a real-time listener spent 6.3-6.8 ms of CPU per window against 5.4-6.0 ms at 0.5 s. A 48-kHz
+# source's resampler wants up to 0.55 s for a 0.5-s hop, so at 0.5 s one window in three still
+# woke twice; a second covers a hop's audio at any rate and still sees a SIGTERM within one.
+READ_TIMEOUT_S = 1.0
 
 
 class LiveStream:
