@@ -12,12 +12,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import soundfile as sf
 import soxr
 
 from edge_asc.errors import EdgeAscError, check_regular_file
+
+if TYPE_CHECKING:
+    import soundfile as sf
 
 MIN_RATE, MAX_RATE = 8000, 384000  # Hz: telephone band to the fastest audio interfaces
 MAX_CHANNELS = 32
@@ -63,6 +66,15 @@ def check_format(rate: int, channels: int, what: str) -> None:
         )
 
 
+def decode_errors() -> tuple[type[BaseException], ...]:
+    """What libsndfile raises for a file it cannot read. soundfile (cffi and libsndfile, 3.2 MiB
+    of a listener's memory) is imported only where a file is opened, so a listener on stdin or
+    a microphone never loads it."""
+    import soundfile
+
+    return (soundfile.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError)
+
+
 def _reason(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -77,9 +89,11 @@ def open_audio(path: str | Path) -> sf.SoundFile:
             pass
     except OSError as err:
         raise EdgeAscError(f"cannot read audio {path}: {err.strerror}") from err
+    import soundfile
+
     try:
-        sound = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        sound = soundfile.SoundFile(str(path))
+    except decode_errors() as err:
         raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
     try:
         check_format(int(sound.samplerate), int(sound.channels), f"audio file {path}")
@@ -104,7 +118,7 @@ def _check_complete(sound: sf.SoundFile, path: Path) -> None:
         sound.seek(sound.frames - 1)
         last = sound.read(1, dtype="float32", always_2d=True)
         sound.seek(0)
-    except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+    except decode_errors() as err:
         raise truncated from err
     if last.shape[0] != 1:
         raise truncated
@@ -120,7 +134,7 @@ def iter_blocks(
     while True:
         try:
             block = sound.read(frames, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        except decode_errors() as err:
             raise EdgeAscError(f"cannot read audio {path}: {_reason(err)}") from err
         if block.shape[0]:
             yield block

@@ -177,6 +177,30 @@ def test_the_live_path_loads_no_display_training_or_benchmark_code():
     assert not {"_hashlib", "numpy.random"} & loaded
 
 
+def test_a_stdin_listener_loads_no_audio_file_library(tmp_path, shared_data):
+    """soundfile (cffi and libsndfile, 3.2 MiB) is for files: a listener on raw PCM runs,
+    and logs, without it."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('MODULES ' + ' '.join(sys.modules)))\n"
+        "from edge_asc.cli import main\n"
+        "sys.argv = ['edge-asc', 'listen', '--stdin', '--rate', '16000',\n"
+        "            '--display', 'plain', '--log', sys.argv[1]]\n"
+        "main()\n"
+    )
+    clip = shared_data / "urbansound8k-16k" / "fold1" / "101415-3-0-2.flac"
+    pcm = (read_audio(clip, 16000) * 32767).astype("<i2").tobytes()
+    log = tmp_path / "predictions.jsonl"
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(log)], input=pcm, capture_output=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert log.stat().st_size > 0  # it listened and logged
+    loaded = set(out.stderr.decode().rsplit("MODULES ", 1)[1].split())
+    assert "edge_asc.sources.stdin" in loaded
+    assert "soundfile" not in loaded
+
+
 def test_model_id_is_the_files_sha256():
     import hashlib
 

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from edge_asc.audio_io import open_audio
+from edge_asc.audio_io import decode_errors, open_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.sources.base import Source
 
@@ -72,7 +71,7 @@ class FileSource(Source):
     def _decoded(self) -> np.ndarray:
         try:
             return self._file.read(self._decode, dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, ValueError, OSError, MemoryError) as err:
+        except decode_errors() as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgeAscError(f"cannot read audio {self.path}: {reason}") from err
 
