@@ -7,7 +7,7 @@ to end (`edge-asc listen`: throughput, CPU share in real time, memory, time to f
 Real audio only: the shared UrbanSound8K clips. Each figure is printed against the goal it is
 held to (goals.py); it asserts nothing. A full run writes docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/bench_all.py [--run runs/final-ref] [--json] [--smoke] [--out F]
+    .venv/bin/python benchmarks/bench_all.py [--run runs/all] [--json] [--smoke] [--out F]
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from edge_asc.bench.report import Report
 from edge_asc.bench.timing import measure
 from edge_asc.model import Model
 
-DEFAULT_RUN = ROOT / "runs" / "final-ref"  # the run the shipped models/default.onnx comes from
+DEFAULT_RUN = ROOT / "runs" / "all"  # where models/README.md's second command writes this file
 PAGE = ROOT / "docs" / "benchmarks.md"
 
 
