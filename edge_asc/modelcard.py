@@ -36,6 +36,9 @@ MIN_WINDOW_SECONDS, MAX_WINDOW_SECONDS = 0.05, 60.0
 # The shipped card is ~3 KB. A far larger one is not a card: it only slows every reader down
 # (`info` took minutes to print a 50 MB description) and holds memory for the whole run.
 MAX_CARD_CHARS = 1 << 20
+# The normalisation runs in float32, as the graph does.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def check_silence_dbfs(value: object, what: str = "silence_dbfs") -> float:
@@ -113,10 +116,11 @@ class ModelCard:
             values = getattr(self, name)
             if not isinstance(values, list) or len(values) != n_mels:
                 raise ValueError(f"{name} must be a list of {n_mels} numbers (one per mel band)")
-            if not all(_is_number(v) for v in values):
-                raise ValueError(f"{name} must hold finite numbers")
-        if not all(v > 0 for v in self.norm_std):
-            raise ValueError("norm_std must be positive in every band")
+            # The model computes in float32: a number beyond its range would become inf there.
+            if not all(_is_number(v) and abs(v) <= FLOAT32_MAX for v in values):
+                raise ValueError(f"{name} must hold finite float32 numbers")
+        if not all(v >= FLOAT32_TINY for v in self.norm_std):
+            raise ValueError(f"norm_std must be at least {FLOAT32_TINY:.3g} in every band")
         frames = self.window_frames
         if not _is_count(frames) or not 2 <= frames <= MAX_WINDOW_FRAMES:
             raise ValueError(f"window_frames must be an integer in [2, {MAX_WINDOW_FRAMES}]")

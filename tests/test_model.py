@@ -136,6 +136,9 @@ BAD_CARDS = {
     "negative std": ("norm_std", [-1.0] * 40),
     "NaN std": ("norm_std", [float("nan")] * 40),
     "infinite mean": ("norm_mean", [float("inf")] * 40),
+    # Finite to Python, but the model computes in float32: inf there, and NaN out of the graph.
+    "mean beyond float32": ("norm_mean", [1e300] * 40),
+    "std below float32": ("norm_std", [1e-300] * 40),
     "mean of strings": ("norm_mean", ["0"] * 40),
     "short mean": ("norm_mean", [0.0] * 39),
     "window 0 frames": ("window_frames", 0),
