@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_asc.training import distributed, nets
+from edge_asc.training import distributed
 from edge_asc.training.data import ClipFrames
 from edge_asc.training.nets import Cnn, CnnConfig
 
@@ -47,18 +47,17 @@ def new_model(config: CnnConfig, seed: int) -> Cnn:
     return Cnn(config)
 
 
-def _freeze(model: nets.Model, layers: tuple[int, ...]) -> None:
-    for cnn in nets.cnns(model):
-        for index in layers:
-            conv, bn = cnn.convs()[index - 1]
-            for module in (conv, bn):
-                module.eval()  # BN running statistics stay as they are
-                for p in module.parameters():
-                    p.requires_grad_(False)
+def _freeze(model: Cnn, layers: tuple[int, ...]) -> None:
+    for index in layers:
+        conv, bn = model.convs()[index - 1]
+        for module in (conv, bn):
+            module.eval()  # BN running statistics stay as they are
+            for p in module.parameters():
+                p.requires_grad_(False)
 
 
 def fit(
-    model: nets.Model,
+    model: Cnn,
     x: np.ndarray | None,
     y: np.ndarray,
     options: FitOptions,
@@ -66,7 +65,7 @@ def fit(
     teacher: nn.Module | None = None,
     clips: ClipFrames | None = None,
     run: distributed.Run | None = None,
-) -> nets.Model:
+) -> Cnn:
     """AdamW with a one-cycle schedule; frozen convs keep their filters bit for bit.
 
     With `clips`, every epoch cuts as many windows from each clip as its fixed grid holds, at
@@ -74,10 +73,9 @@ def fit(
     is then not needed.
 
     Frozen first layers are what make shared-filter deduplication exact in the fused ensemble.
-    With a `teacher` (the unpruned parents) and `options.distill` > 0, the pruned members also
-    learn the teacher's softened outputs (Hinton et al.'s distillation), which recovers what
-    pruning removed with fewer epochs than labels alone. `model` may be `nets.Averaged`: the
-    members then train together on the loss of their mean.
+    With a `teacher` (the unpruned parent) and `options.distill` > 0, a pruned member also learns
+    the parent's softened outputs (Hinton et al.'s distillation), which recovers what pruning
+    removed with fewer epochs than labels alone.
 
     With a `run` on a GPU or on several ranks, `options.batch_size` is the global batch: each
     rank takes its share of every step's windows, batch norm spans the ranks and the gradients
@@ -106,7 +104,7 @@ def fit(
 
 
 def _epochs(
-    model: nets.Model,
+    model: Cnn,
     x: np.ndarray | None,
     y: np.ndarray,
     options: FitOptions,
@@ -191,7 +189,7 @@ def _epochs(
             progress(epoch + 1, options.epochs, total / max(seen, 1))
 
 
-def _wrap(model: nets.Model, run: distributed.Run) -> nn.Module:
+def _wrap(model: Cnn, run: distributed.Run) -> nn.Module:
     """DistributedDataParallel on several ranks (its gradient all-reduce overlaps the backward
     pass); the model itself on one."""
     if run.world_size == 1:

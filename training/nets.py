@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -111,65 +109,15 @@ class Cnn(nn.Module):
         return [(layers[i], layers[i + 1]) for i in (0, 3, 8)]
 
 
-@dataclass(frozen=True)
-class EnsembleConfig:
-    """The members of an `Averaged` model: what saving and the step cache know it by."""
-
-    members: tuple[CnnConfig, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"members": [m.to_dict() for m in self.members]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EnsembleConfig:
-        return cls(tuple(CnnConfig.from_dict(m) for m in data["members"]))
-
-
-class Averaged(nn.Module):
-    """Members as one model: the log of their mean probability, which is what the fused graph
-    outputs, so a cross-entropy on it is the ensemble's loss rather than each member's.
-
-    Trained this way the members are rewarded for covering each other's mistakes, not for
-    each being right alone (what made two members of one recipe agree on 80-90 % of clips).
-    """
-
-    def __init__(self, members: Sequence[Cnn]) -> None:
-        super().__init__()
-        self.members = nn.ModuleList(members)
-        self.config = EnsembleConfig(tuple(m.config for m in members))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logp = torch.stack([torch.log_softmax(m(x), dim=1) for m in self.members])
-        return torch.logsumexp(logp, dim=0) - math.log(len(self.members))
-
-
-Model = Cnn | Averaged
-
-
-def build(config: CnnConfig | EnsembleConfig) -> Model:
-    """An untrained model of this config, for weights that are loaded into it afterwards."""
-    if isinstance(config, EnsembleConfig):
-        return Averaged([Cnn(c) for c in config.members])
-    return Cnn(config)
-
-
-def cnns(model: Model) -> list[Cnn]:
-    """The CNNs a model consists of: the members of an `Averaged` one, else itself."""
-    return list(model.members) if isinstance(model, Averaged) else [model]  # type: ignore[arg-type]
-
-
-def save_model(model: Model, path: Path) -> None:
+def save_model(model: Cnn, path: Path) -> None:
     """Config and weights together, so a benchmark or a later step rebuilds the exact model."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     torch.save({"config": model.config.to_dict(), "state_dict": state}, path)
 
 
-def load_model(path: Path) -> Model:
+def load_model(path: Path) -> Cnn:
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    config = saved["config"]
-    model = build(
-        EnsembleConfig.from_dict(config) if "members" in config else CnnConfig.from_dict(config)
-    )
+    model = Cnn(CnnConfig.from_dict(saved["config"]))
     model.load_state_dict(saved["state_dict"])
     return model.eval()

@@ -42,10 +42,9 @@ from edge_asc.training.steps import StepCache
 
 PARENT_SEED_STEP = 1000  # parent n trains with seed + 1000 (n - 1): far from the members' seeds
 DESCRIPTION = (
-    "Ensemble of pruned Singh & Plumbley CNNs from two parents, fine-tuned together on the "
-    "ensemble's loss and distilled from the parents' mean, fused into one graph with shared "
-    "first-layer filters; trained on the clips and their speed variants with Freq-MixStyle; "
-    "clip label = mean of 1-s window probabilities."
+    "Ensemble of pruned Singh & Plumbley CNNs from two parents, each member distilled from its "
+    "parent, fused into one graph with shared first-layer filters; trained on the clips and "
+    "their speed variants with Freq-MixStyle; clip label = mean of 1-s window probabilities."
 )
 
 
@@ -75,12 +74,8 @@ class Schedule:
     full: fit.FitOptions
     # Member fine-tuning keeps conv1 frozen, so every member keeps the parent's first-layer
     # filters exactly (what makes the fused graph's sharing exact), and learns partly from the
-    # parents' softened outputs (half the loss), so pruned members recover the parents' function
-    # rather than drifting from it. The members train together (`nets.Averaged`): the loss is
-    # that of their mean, the fused graph's output, so they learn to cover each other's errors.
-    # On both inner directions of folds 1+2, two seeds, against each member fine-tuned alone on
-    # its own parent: the ensemble over its best member -0.0 -> +1.0 points on average (a gain on
-    # all four seed-directions), the ensemble itself 65.2 -> 65.4 %.
+    # parent's softened outputs (half the loss), so a pruned member recovers the parent's function
+    # rather than drifting from it.
     finetune: fit.FitOptions
     window_hop: int = 25  # frames between training windows (0.5 s)
     speeds: tuple[float, ...] = ()  # each training clip is also played at these speeds
@@ -211,13 +206,13 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
     with _progress(console, run) as bar:
 
         def train_step(
-            config: CnnConfig | nets.EnsembleConfig,
+            config: CnnConfig,
             side: Split,
             how: fit.FitOptions,
             label: str,
-            start: nets.Model | None = None,
-            teacher: nets.Model | None = None,
-        ) -> nets.Model:
+            start: Cnn | None = None,
+            teacher: Cnn | None = None,
+        ) -> Cnn:
             """Train one model, or load it when this very step has finished before; on several
             ranks rank 0 decides which and all train it or receive rank 0's."""
             key = steps.key(config, how, side.clips, side.draw_labels, start, teacher)
@@ -225,7 +220,7 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
             kept = steps.load(key) if run.main else None
             if distributed.agree(run, kept is not None):
                 bar.update(task, completed=how.epochs, description=f"{label} (kept from before)")
-                mine = kept if kept is not None else nets.build(config).eval()  # rank 0's
+                mine = kept if kept is not None else Cnn(config).eval()  # filled from rank 0
                 return distributed.share_model(run, mine)
             began = time.perf_counter()
             trained = fit.fit(
@@ -296,7 +291,7 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
         timings["baseline"] = time.perf_counter() - step
 
         step = time.perf_counter()
-        results["members"] = []
+        members, results["members"] = [], []
         chosen = selection.members_within_budget(
             parent_config, options.members, options.ensemble_mac_budget
         )
@@ -304,31 +299,29 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
             raise EdgeAscError(
                 f"no pruned {kernel}x{kernel} member fits {options.ensemble_mac_budget:,} MACs"
             )
-        pruned = []
         for number, kind in enumerate(chosen, start=1):
             # Round robin over the parents, so each gives members and shares its conv1 among them.
             which = (number - 1) % len(parents)
+            parent = parents[which]
             name = kind if len(parents) == 1 else f"{kind}-p{which + 1}"
-            member, kept = prune.prune(parents[which], prune.PAPER_MEMBERS[kind])
-            row = _describe(member, val, name)
+            pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[kind])
+            row = _describe(pruned, val, name)
             row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)
+            pruned = train_step(
+                pruned.config,
+                train,
+                _member_seed(schedule.finetune, options, number),
+                f"fine-tune {name}",
+                start=pruned,
+                teacher=parent,
+            )
+            row.update(_describe(pruned, val, name))
             row["kept_filters"] = {str(k): v for k, v in kept.items()}
             row["parent"] = _parent_name(which + 1)
             results["members"].append(row)
-            pruned.append(member)
-        together = train_step(
-            nets.EnsembleConfig(tuple(m.config for m in pruned)),
-            train,
-            replace(schedule.finetune, seed=options.seed + 1),
-            "fine-tune the members together",
-            start=nets.Averaged(pruned),
-            teacher=nets.Averaged(parents),
-        )
-        members = nets.cnns(together)
-        for member, row in zip(members, results["members"], strict=True):
-            row.update(_describe(member, val, row["name"]))
+            members.append(pruned)
             if run.main:
-                nets.save_model(member, out / "torch" / f"{row['name']}.pt")
+                nets.save_model(pruned, out / "torch" / f"{name}.pt")
         timings["prune_finetune"] = time.perf_counter() - step
         if len(parents) > 1 and not val.empty:
             # What the second parent buys: the first parent's members alone, averaged the same way.
@@ -395,6 +388,11 @@ def _ensemble_accuracy(members: list[Cnn], val: Split) -> float:
 def _parent_name(number: int) -> str:
     """The first is "parent" whatever the count, so tools that read a run's parent find it."""
     return "parent" if number == 1 else f"parent{number}"
+
+
+def _member_seed(how: fit.FitOptions, options: PipelineOptions, number: int) -> fit.FitOptions:
+    """Each member gets its own shuffling seed: the members' errors are less alike."""
+    return replace(how, seed=options.seed + number)
 
 
 def _describe(model: Cnn, val: Split, name: str) -> dict[str, Any]:

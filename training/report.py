@@ -243,10 +243,7 @@ def _recipe(schedule: dict[str, Any]) -> list[str]:
     steps = (
         ("filter-size candidates", "selection"),
         ("parent and DCASE 2022 baseline", "full"),
-        (
-            "members, fine-tuned together on the ensemble's loss (teacher: the parents' mean)",
-            "finetune",
-        ),
+        ("member fine-tuning", "finetune"),
     )
     lines = ["Training recipe (AdamW, one-cycle schedule, random window starts):", ""]
     lines += [f"- {label}: {describe(schedule[key])}" for label, key in steps]

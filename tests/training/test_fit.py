@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from edge_asc.features import LogMel, windows
-from edge_asc.training import data, fit, nets
+from edge_asc.training import data, fit
 from edge_asc.training.nets import CnnConfig, singh_config
 
 
@@ -165,39 +165,3 @@ def test_freq_mixstyle_training_is_reproducible(real_windows):
     plain_how = fit.FitOptions(epochs=3, seed=5)
     plain = fit.predict(fit.fit(fit.new_model(small(), 5), x, y, plain_how), x)
     assert np.abs(a - plain).max() > 1e-3  # it changed what was learnt
-
-
-def test_averaged_members_output_the_log_of_their_mean_probability(real_windows):
-    x, _ = real_windows
-    members = [fit.new_model(small(), seed) for seed in (4, 5, 6)]
-    together = nets.Averaged(members)
-    mean = np.mean([fit.predict(m, x[:16]) for m in members], axis=0)
-    with torch.no_grad():
-        logp = together.eval()(torch.from_numpy(x[:16])).numpy()
-    np.testing.assert_allclose(np.exp(logp), mean, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(fit.predict(together, x[:16]), mean, rtol=1e-5, atol=1e-7)
-
-
-def test_members_fine_tuned_together_keep_every_conv1(real_windows):
-    x, y = real_windows
-    members = [fit.new_model(small(), seed) for seed in (4, 5)]
-    before = [
-        [t.clone() for t in (m.convs()[0][0].weight, m.convs()[0][1].running_mean)] for m in members
-    ]
-    later = [m.convs()[1][0].weight.clone() for m in members]
-    teacher = nets.Averaged([fit.new_model(small(), 7), fit.new_model(small(), 8)])
-    how = fit.FitOptions(epochs=1, frozen_convs=(1,), distill=0.5)
-    fit.fit(nets.Averaged(members), x, y, how, teacher=teacher)
-    for m, (weight, running), conv2 in zip(members, before, later, strict=True):
-        assert torch.equal(m.convs()[0][0].weight, weight)
-        assert torch.equal(m.convs()[0][1].running_mean, running)
-        assert not torch.equal(m.convs()[1][0].weight, conv2)  # the rest learned
-
-
-def test_averaged_members_save_and_load_as_one_model(real_windows, tmp_path):
-    x, _ = real_windows
-    together = nets.Averaged([fit.new_model(small(), 4), fit.new_model(singh_config(5), 5)])
-    nets.save_model(together, tmp_path / "m.pt")
-    loaded = nets.load_model(tmp_path / "m.pt")
-    assert [m.config for m in nets.cnns(loaded)] == [small(), singh_config(5)]
-    np.testing.assert_array_equal(fit.predict(loaded, x[:8]), fit.predict(together, x[:8]))
