@@ -80,7 +80,7 @@ def count_cnn(config: CnnConfig) -> Complexity:
     c1, c2, c3 = config.channels
     k, pad = config.kernel, config.kernel // 2
     h, w = config.n_mels + 2 * pad - k + 1, config.n_frames + 2 * pad - k + 1
-    layers = [_conv_count("conv1", 1, c1, k, h, w)]
+    layers = [_conv_count("conv1", config.in_channels(), c1, k, h, w)]
     h, w = h + 2 * pad - k + 1, w + 2 * pad - k + 1
     layers.append(_conv_count("conv2", c1, c2, k, h, w))
     (p1h, p1w), (p2h, p2w) = config.pool1, config.pool2

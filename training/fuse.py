@@ -27,7 +27,7 @@ import onnx
 import torch
 from torch import nn
 
-from .nets import Cnn
+from .nets import Cnn, InputView
 
 INPUT_NAME = "logmel"
 OUTPUT_NAME = "probabilities"
@@ -193,6 +193,18 @@ class _Select(nn.Module):
         return torch.index_select(x, 1, self.indices)
 
 
+class _View(nn.Module):
+    """A member family's input channels, made from the graph's input (node 0) once for all."""
+
+    def __init__(self, view: str) -> None:
+        super().__init__()
+        self.source = 0
+        self.make = InputView(view)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.make(x)
+
+
 class FusedEnsemble(nn.Module):
     """The ensemble as one module: (N, 1, mels, frames) log-mel in, (N, classes) mean softmax out.
 
@@ -290,10 +302,20 @@ def _representative(
     return len(reps) - 1
 
 
-def _build(layer_lists: list[list[_Layer]], tol: float) -> tuple[list[nn.Module], list[int]]:
-    """Steps of the fused graph and each member's final node (see FusedEnsemble.forward)."""
+def _build(
+    layer_lists: list[list[_Layer]], views: list[str], tol: float
+) -> tuple[list[nn.Module], list[int]]:
+    """Steps of the fused graph and each member's final node (see FusedEnsemble.forward).
+
+    Members of one input view read one node, so only they can share conv1's filters.
+    """
     steps: list[nn.Module] = []
-    member_node = [0] * len(layer_lists)
+    view_node = {"logmel": 0}
+    for view in views:
+        if view not in view_node:
+            steps.append(_View(view))
+            view_node[view] = len(steps)
+    member_node = [view_node[view] for view in views]
     for level in range(len(layer_lists[0])):
         groups: dict[tuple, list[int]] = {}
         for m, layers in enumerate(layer_lists):
@@ -344,18 +366,19 @@ def fuse(members: list[Cnn], tol: float = 0.0) -> FusedEnsemble:
     layer_lists = [_member_layers(m) for m in members]
     if len({len(layers) for layers in layer_lists}) != 1:
         raise ValueError("members must have the same number of layers")
-    steps, member_nodes = _build(layer_lists, tol)
+    views = [c.view for c in configs]
+    steps, member_nodes = _build(layer_lists, views, tol)
     input_shape = (1, n_mels, n_frames)
 
     # Each member's own cost, from the same counting code run on it alone (tol 0: nothing merged).
     member_costs = []
-    for layers in layer_lists:
-        alone, _ = _build([layers], 0.0)
+    for layers, view in zip(layer_lists, views, strict=True):
+        alone, _ = _build([layers], [view], 0.0)
         x, costs = torch.zeros((1, *input_shape)), []
         for step in alone:
             if isinstance(step, _UnionStage):
                 costs.append(step.cost(x))
-                x = step(x)
+            x = step(x)
         member_costs.append(costs)
     member_units = [[layer.weight.shape[0] for layer in layers] for layers in layer_lists]
     return FusedEnsemble(steps, member_nodes, input_shape, member_costs, member_units)

@@ -10,6 +10,11 @@ import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+# What conv1 reads, as channels built from the log-mel window inside the graph (so the app's
+# front-end and the model's input stay the same): the window itself, and the window with each
+# band's mean over its frames removed, which keeps the sound's changes and drops the steady
+# spectral balance a recording's room and microphone put on it.
+VIEWS = {"logmel": ("logmel",), "logmel+centred": ("logmel", "centred")}
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class CnnConfig:
     n_classes: int = 10
     n_mels: int = 40
     n_frames: int = 51
+    view: str = "logmel"  # a key of VIEWS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -42,6 +48,9 @@ class CnnConfig:
 
     def with_channels(self, channels: tuple[int, int, int]) -> CnnConfig:
         return replace(self, channels=tuple(channels))
+
+    def in_channels(self) -> int:
+        return len(VIEWS[self.view])
 
     def pooled_shape(self) -> tuple[int, int]:
         h = self.n_mels // self.pool1[0] // self.pool2[0]
@@ -66,18 +75,34 @@ def singh_config(kernel: int = 3, n_classes: int = 10) -> CnnConfig:
     return CnnConfig(kernel=kernel, n_classes=n_classes)
 
 
+class InputView(nn.Module):
+    """The channels conv1 reads, made from the (N, 1, mels, frames) log-mel window."""
+
+    def __init__(self, view: str) -> None:
+        super().__init__()
+        if view not in VIEWS:
+            raise ValueError(f"unknown input view {view!r}; known: {', '.join(VIEWS)}")
+        self.view = view
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.view == "logmel":
+            return x
+        return torch.cat([x, x - x.mean(dim=-1, keepdim=True)], dim=1)
+
+
 class Cnn(nn.Module):
     """Returns logits; softmax is added at export so training can use cross-entropy on logits."""
 
     def __init__(self, config: CnnConfig) -> None:
         super().__init__()
         self.config = config
+        self.view = InputView(config.view)
         c1, c2, c3 = config.channels
         k, pad = config.kernel, config.kernel // 2
         pool = nn.AvgPool2d if config.pool == "avg" else nn.MaxPool2d
         act = [ACTIVATIONS[a]() for a in config.conv_activations]
         self.features = nn.Sequential(
-            nn.Conv2d(1, c1, k, padding=pad),
+            nn.Conv2d(config.in_channels(), c1, k, padding=pad),
             nn.BatchNorm2d(c1),
             act[0],
             nn.Conv2d(c1, c2, k, padding=pad),
@@ -101,7 +126,7 @@ class Cnn(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        return self.classifier(self.features(self.view(x)))
 
     def convs(self) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
         """The three (conv, batch norm) pairs, in order: what pruning and fusion work on."""

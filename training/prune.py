@@ -136,7 +136,7 @@ def prune(model: Cnn, remove: dict[int, int]) -> tuple[Cnn, dict[int, list[int]]
     with torch.random.fork_rng(devices=[]):  # building the new model must not move the seed
         pruned = Cnn(config).to(next(model.parameters()).device)
     with torch.no_grad():
-        inputs = [0]  # conv1 reads the single mel-spectrogram channel
+        inputs = list(range(model.config.in_channels()))  # conv1 reads every view channel
         for layer, ((src_conv, src_bn), (dst_conv, dst_bn)) in enumerate(
             zip(pairs, pruned.convs(), strict=True), start=1
         ):

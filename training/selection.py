@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ def select_kernel(
     train_clips: list[data.Clip],
     kernels: tuple[int, ...],
     members: tuple[str, ...],
+    views: tuple[str, ...],
     budget: int,
     how: fit.FitOptions,
     n_classes: int,
@@ -31,11 +33,15 @@ def select_kernel(
 
     One way alone was too noisy to trust (a 6-epoch model judged on a few hundred clips); the
     mean of two ways, each judged on different clips, is steadier. One way's windows are in
-    memory at a time.
+    memory at a time. The candidates read the plain log-mel view; `views` (the parents') count
+    toward each kernel's budget.
     """
     ways = inner_splits(train_clips)
     configs = {kernel: singh_config(kernel, n_classes) for kernel in kernels}
-    names = {k: members_within_budget(c, members, budget) for k, c in configs.items()}
+    names = {
+        k: members_within_budget([replace(c, view=v) for v in views], members, budget)
+        for k, c in configs.items()
+    }
     # A kernel whose members cannot make an ensemble of two in the budget cannot ship: it is not
     # trained at all (7x7 at 19 M MACs, the costliest candidate), unless no kernel can.
     judged = [k for k in configs if len(names[k]) >= 2] or list(configs)
@@ -70,16 +76,21 @@ def select_kernel(
 
 
 def members_within_budget(
-    config: CnnConfig, candidates: tuple[str, ...], budget: int
+    parents: Sequence[CnnConfig], candidates: tuple[str, ...], budget: int
 ) -> tuple[str, ...]:
-    """The most pruned members of this parent whose MACs fit the budget together.
+    """The most pruned members of these parents whose MACs fit the budget together.
 
     Cheapest first, so a larger kernel gets fewer, smaller members rather than none: on both inner
     directions of folds 1+2, two pruned 5x5 members (17.3 M MACs) beat five pruned 3x3 members
-    (18.6 M). Returned in the candidates' order, which fixes each member's seed.
+    (18.6 M). Each is counted as pruned from its costliest parent, since which parent it comes
+    from depends on which are chosen. Returned in the candidates' order, which fixes each
+    member's seed.
     """
     macs = {
-        name: complexity.count_cnn(prune.pruned_config(config, prune.PAPER_MEMBERS[name])).macs
+        name: max(
+            complexity.count_cnn(prune.pruned_config(c, prune.PAPER_MEMBERS[name])).macs
+            for c in parents
+        )
         for name in candidates
     }
     chosen, total = set(), 0

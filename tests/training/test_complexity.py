@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from edge_asc.training.nets import Cnn, CnnConfig, baseline_config, singh_config
 torch.set_num_threads(1)
 
 PRUNED_C123 = singh_config(3).with_channels((12, 12, 22))
+# conv1 reads two channels, made in the graph by a ReduceMean, a Sub and a Concat (no MACs)
+CENTRED_5X5 = replace(singh_config(5), view="logmel+centred")
 
 
 def _randomise_batchnorm(model: Cnn, seed: int = 0) -> Cnn:
@@ -98,7 +101,9 @@ def test_pruned_c123_by_hand() -> None:
 
 
 @pytest.mark.parametrize(
-    "config", [baseline_config(), singh_config(3), PRUNED_C123], ids=["baseline", "3x3", "c123"]
+    "config",
+    [baseline_config(), singh_config(3), PRUNED_C123, CENTRED_5X5],
+    ids=["baseline", "3x3", "c123", "centred-5x5"],
 )
 def test_onnx_walk_matches_analytic(config: CnnConfig, tmp_path: Path) -> None:
     model = _randomise_batchnorm(Cnn(config))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -198,3 +199,29 @@ def test_members_of_two_parents_share_within_each_parent_only(members, real_wind
     # parent's add their own 16, no more: one conv of 31 filters
     assert fuse(both).sharing()["conv1"]["distinct"] == 15 + 16
     assert _conv1_channels(proto) == [31]
+
+
+def test_members_of_a_centred_view_read_it_once_and_share_among_themselves(
+    members, real_windows, tmp_path
+):
+    gen = torch.Generator().manual_seed(11)
+    torch.manual_seed(11)
+    other = Cnn(replace(singh_config(3), view="logmel+centred")).eval()
+    _randomise_bn(other, gen)
+    theirs = [copy.deepcopy(other), copy.deepcopy(other)]
+    for m in theirs:
+        _perturb(m, gen, ("features.8", "features.9", "classifier"))
+    mixed = [members[0], *theirs]
+    fused = fuse(mixed)
+    proto = export_onnx(fused, tmp_path / "mixed.onnx")
+    got = _run(tmp_path / "mixed.onnx", real_windows)
+    assert np.abs(got - _softmax_mean(mixed, real_windows)).max() <= TOL
+    # the plain member's conv1 reads the input; the centred members' one shared conv reads the
+    # view, made once (one Concat), with its two input channels
+    views = [n for n in proto.graph.node if n.op_type == "Concat" and INPUT_NAME in n.input]
+    assert len(views) == 1
+    assert _conv1_channels(proto) == [16]
+    assert fused.sharing()["conv1"]["distinct"] == 16 + 16
+    init = {t.name: t for t in proto.graph.initializer}
+    two = [n for n in proto.graph.node if n.op_type == "Conv" and n.input[0] == views[0].output[0]]
+    assert [list(init[n.input[1]].dims[:2]) for n in two] == [[16, 2]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,15 @@ def test_training_on_every_split_records_the_reference_run(tau_run):
 def test_the_mac_budget_decides_how_many_members_a_kernel_gets(kernel, members):
     # 3x3: all five of the paper's members, 18,585,480 MACs; 5x5: the two cheapest, 17,273,120
     candidates = ("C1", "C2", "C12", "C23", "C123")
-    assert members_within_budget(singh_config(kernel), candidates, 19_000_000) == members
+    assert members_within_budget([singh_config(kernel)], candidates, 19_000_000) == members
+
+
+def test_a_centred_parent_counts_its_members_at_their_cost():
+    # conv1 reading two channels costs the 3x3 members one of five: C1, C12, C23, C123 fit
+    candidates = ("C1", "C2", "C12", "C23", "C123")
+    parents = [singh_config(3), replace(singh_config(3), view="logmel+centred")]
+    assert members_within_budget(parents, candidates, 19_000_000) == ("C1", "C12", "C23", "C123")
+    assert members_within_budget(parents[:1], candidates, 19_000_000) == candidates
 
 
 def test_selection_holds_out_each_of_the_last_two_folds_in_turn(shared_data):

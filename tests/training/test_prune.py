@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -120,6 +121,16 @@ def test_pruned_equals_masked(member: str) -> None:
         torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
         # ...and masking changed the output far more than that, so the check has teeth
         assert (got - expected).abs().max() * 100 < (model(x) - expected).abs().max()
+
+
+def test_pruned_centred_view_keeps_both_input_channels() -> None:
+    model = _random_model(seed=2, config=replace(singh_config(5), view="logmel+centred"))
+    pruned, kept = prune(model, PAPER_MEMBERS["C123"])
+    assert pruned.config.view == "logmel+centred"
+    assert pruned.features[0].weight.shape[1] == 2
+    x = torch.randn(3, 1, 40, 51)
+    with torch.no_grad():
+        torch.testing.assert_close(pruned.eval()(x), _masked(model, kept)(x), atol=1e-5, rtol=1e-5)
 
 
 def test_pruned_equals_masked_baseline_7x7() -> None:
