@@ -80,7 +80,7 @@ class Schedule:
     finetune: fit.FitOptions
     window_hop: int = 25  # frames between training windows (0.5 s)
     speeds: tuple[float, ...] = ()  # each training clip is also played at these speeds
-    parents: int = 2  # members are pruned from this many parents, round robin
+    parents: int = 2  # each parent gives members within an equal share of the budget
     # Parent n reads views[(n - 1) % len(views)] (nets.VIEWS): a second parent that also sees each
     # band's changes without its steady level errs on other clips than the first, so averaging
     # their members corrects more. On both inner directions of folds 1+2, the 5x5 parents of
@@ -306,13 +306,13 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
         chosen = selection.members_within_budget(
             parent_configs, options.members, options.ensemble_mac_budget
         )
-        if not chosen:
+        if not any(chosen):
             raise EdgeAscError(
                 f"no pruned {kernel}x{kernel} member fits {options.ensemble_mac_budget:,} MACs"
             )
-        for number, kind in enumerate(chosen, start=1):
-            # Round robin over the parents, so each gives members and shares its conv1 among them.
-            which = (number - 1) % len(parents)
+        each = [(which, kind) for which, kinds in enumerate(chosen) for kind in kinds]
+        for number, (which, kind) in enumerate(each, start=1):
+            # Members of one parent share its conv1 (frozen), which the fused graph computes once.
             parent = parents[which]
             name = kind if len(parents) == 1 else f"{kind}-p{which + 1}"
             pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[kind])
