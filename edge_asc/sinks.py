@@ -120,7 +120,7 @@ def log_kind(head: bytes, size: int) -> str | None:
         return "jsonl"
     try:
         row = next(csv.reader([first.decode("utf-8")]), [])
-    except UnicodeDecodeError:
+    except (UnicodeDecodeError, csv.Error):  # csv.Error: a bare carriage return, say
         return None
     fixed = csv_header(0)
     return "csv" if row[: len(fixed)] == fixed else None
@@ -274,7 +274,10 @@ class PredictionLog:
             return True
         if self.format == "csv" and size:
             first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-            return next(csv.reader([first]), []) != csv_header(self.top_k)
+            try:
+                return next(csv.reader([first]), []) != csv_header(self.top_k)
+            except csv.Error:
+                return True
         return False
 
     def _open(self, starting: bool = False) -> None:

@@ -186,6 +186,7 @@ def foreign_files(folder: Path, shared_data: Path) -> dict[str, Path]:
         "other.csv": b"time,temperature\n12:00,21.5\n",
         "a-list.jsonl": b'[1, 2, 3]\n{"time":"x"}\n',
         "binary.log": bytes(range(256)) * 40,
+        "old-mac.csv": b"time,temperature\r12:00,21.5\r\n",  # a bare CR: csv.Error
     }
     out = {}
     for name, data in files.items():
