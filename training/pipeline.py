@@ -44,8 +44,8 @@ PARENT_SEED_STEP = 1000  # parent n trains with seed + 1000 (n - 1): far from th
 DESCRIPTION = (
     "Ensemble of pruned Singh & Plumbley CNNs from two parents, the second also reading the "
     "window with each band's mean removed; each member distilled from its parent, fused into "
-    "one graph with shared first-layer filters; trained on the clips and "
-    "their speed variants with Freq-MixStyle; clip label = mean of 1-s window probabilities."
+    "one graph that computes each distinct filter once; trained on the clips and their speed "
+    "variants with Freq-MixStyle; clip label = mean of 1-s window probabilities."
 )
 
 
