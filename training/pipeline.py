@@ -98,7 +98,7 @@ class Schedule:
         # directions of folds 1+2 with the 5x5 parent, two seeds, +3.3 points on average and a
         # gain on all four seed-directions; over the rotation the INT8 ensemble went
         # 60.8 -> 62.1 %, the untouched fold 3 55.6 -> 61.0 %. A run with one validation fold
-        # still stays within 45 minutes here: 35.5 for fold 3's, the largest training set.
+        # stays within 45 minutes here: 18.9 for fold 3's, the largest training set (2 threads).
         speeds = (1.1,) if options.quick else (0.9, 1.1)
         selection, full, finetune = (1, 2, 1) if options.quick else (6, 12, 4)
         # Every step also trains on mixed and masked windows. Measured on the inner split (fold 1
