@@ -274,10 +274,7 @@ class PredictionLog:
             return True
         if self.format == "csv" and size:
             first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-            try:
-                return next(csv.reader([first]), []) != csv_header(self.top_k)
-            except csv.Error:
-                return True
+            return next(csv.reader([first]), []) != csv_header(self.top_k)
         return False
 
     def _open(self, starting: bool = False) -> None:

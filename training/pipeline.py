@@ -310,11 +310,9 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
             raise EdgeAscError(
                 f"no pruned {kernel}x{kernel} member fits {options.ensemble_mac_budget:,} MACs"
             )
-        each = [(which, kind) for which, kinds in enumerate(chosen) for kind in kinds]
-        for number, (which, kind) in enumerate(each, start=1):
+        for number, (which, kind, name) in enumerate(selection.member_names(chosen), start=1):
             # Members of one parent share its conv1 (frozen), which the fused graph computes once.
             parent = parents[which]
-            name = kind if len(parents) == 1 else f"{kind}-p{which + 1}"
             pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[kind])
             row = _describe(pruned, val, name)
             row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)

@@ -44,7 +44,7 @@ def select_kernel(
     }
     # A kernel whose members cannot make an ensemble of two in the budget cannot ship: it is not
     # trained at all (7x7 at 19 M MACs, the costliest candidate), unless no kernel can.
-    judged = [k for k in configs if _count(names[k]) >= 2] or list(configs)
+    judged = [k for k in configs if len(member_names(names[k])) >= 2] or list(configs)
     scores: dict[int, list[float]] = {kernel: [] for kernel in configs}
     for number, (inner_train, inner_val) in enumerate(ways, start=1):
         fit_side, judge_side = inner_split(train, inner_train, inner_val)
@@ -60,12 +60,9 @@ def select_kernel(
                 "kernel": kernel,
                 "parameters": cost.parameters,
                 "macs": cost.macs,
-                "members": [
-                    name if len(names[kernel]) == 1 else f"{name}-p{which}"
-                    for which, kinds in enumerate(names[kernel], start=1)
-                    for name in kinds
-                ],
-                "within_budget": _count(names[kernel]) >= 2,  # an ensemble of two pruned members
+                "members": [name for _, _, name in member_names(names[kernel])],
+                # an ensemble of two pruned members
+                "within_budget": len(member_names(names[kernel])) >= 2,
                 "selection_clip_accuracy": (
                     float(np.mean(scores[kernel])) if scores[kernel] else None
                 ),
@@ -79,8 +76,15 @@ def select_kernel(
     return rows, best["kernel"]
 
 
-def _count(per_parent: tuple[tuple[str, ...], ...]) -> int:
-    return sum(len(kinds) for kinds in per_parent)
+def member_names(per_parent: Sequence[Sequence[str]]) -> list[tuple[int, str, str]]:
+    """(parent index, kind, name) of each member, parent after parent; the name carries the
+    parent's number only when there are several, as the report and the fused graph call it."""
+    several = len(per_parent) > 1
+    return [
+        (which, kind, f"{kind}-p{which + 1}" if several else kind)
+        for which, kinds in enumerate(per_parent)
+        for kind in kinds
+    ]
 
 
 def members_within_budget(
