@@ -39,12 +39,17 @@ def select_kernel(
     ways = inner_splits(train_clips)
     configs = {kernel: singh_config(kernel, n_classes) for kernel in kernels}
     names = {
-        k: members_within_budget([replace(c, view=v) for v in views], members, budget)
+        k: [
+            name
+            for _, _, name in member_names(
+                members_within_budget([replace(c, view=v) for v in views], members, budget)
+            )
+        ]
         for k, c in configs.items()
     }
     # A kernel whose members cannot make an ensemble of two in the budget cannot ship: it is not
     # trained at all (7x7 at 19 M MACs, the costliest candidate), unless no kernel can.
-    judged = [k for k in configs if len(member_names(names[k])) >= 2] or list(configs)
+    judged = [k for k in configs if len(names[k]) >= 2] or list(configs)
     scores: dict[int, list[float]] = {kernel: [] for kernel in configs}
     for number, (inner_train, inner_val) in enumerate(ways, start=1):
         fit_side, judge_side = inner_split(train, inner_train, inner_val)
@@ -60,9 +65,8 @@ def select_kernel(
                 "kernel": kernel,
                 "parameters": cost.parameters,
                 "macs": cost.macs,
-                "members": [name for _, _, name in member_names(names[kernel])],
-                # an ensemble of two pruned members
-                "within_budget": len(member_names(names[kernel])) >= 2,
+                "members": names[kernel],
+                "within_budget": len(names[kernel]) >= 2,  # an ensemble of two pruned members
                 "selection_clip_accuracy": (
                     float(np.mean(scores[kernel])) if scores[kernel] else None
                 ),
