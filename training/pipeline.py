@@ -1,14 +1,13 @@
 """`edge-asc train`: data -> features -> filter size -> train -> prune -> fine-tune -> fuse -> INT8.
 
 Orchestration only: splits and normalisation live in `splits`, the filter-size choice in
-`selection`, augmentation in `augment`, resumable steps in `steps`, fusion, INT8 and the card in
-`export`. Each step's figures go into one results dict that becomes the report and the model
+`selection`, augmentation in `augment`, training or loading a finished step in `trainer` (over
+`steps`), a validated run's figures in `reference`, fusion, INT8 and the card in `export`. Each step's figures go into one results dict that becomes the report and the model
 card, so what the report says is what the shipped file carries.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig
@@ -31,12 +29,14 @@ from edge_asc.training import (
     fit,
     nets,
     prune,
+    reference,
     report,
     selection,
     splits,
     stats,
+    trainer,
 )
-from edge_asc.training.nets import Cnn, CnnConfig, baseline_config, singh_config
+from edge_asc.training.nets import Cnn, baseline_config, singh_config
 from edge_asc.training.splits import Split
 from edge_asc.training.steps import StepCache
 
@@ -144,6 +144,7 @@ def run_pipeline(options: PipelineOptions) -> dict[str, Any]:
 
 
 def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, Any]:
+    """The steps in order; each finished training step is kept, so a rerun resumes."""
     started = time.perf_counter()
     console = Console(stderr=True, quiet=not run.main)  # one rank speaks for the run
     out = options.out
@@ -153,25 +154,126 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
         except OSError as err:
             raise EdgeAscError(f"cannot create output folder {out}: {err.strerror}") from err
     schedule = Schedule.for_options(options)
+    dataset = data.load_dataset(options.data)
+    cache_dir = options.cache or out.parent / ".cache"
+    timings: dict[str, float] = {}
+
+    step = time.perf_counter()
+    sides = _load_sides(options, schedule, dataset, cache_dir, run, console)
+    timings["features"] = time.perf_counter() - step
+    train, val = sides.train, sides.val
+    results: dict[str, Any] = {
+        "data": str(dataset.root),
+        "layout": dataset.layout,
+        "labels": dataset.labels,
+        "train_splits": sides.train_names,
+        "val_splits": sides.val_names,
+        "clips": {"train": len(sides.train_clips), "val": len(sides.val_clips)},
+        "windows": {"train": len(train.y), "val": len(val.y)},
+        "seed": options.seed,
+        "quick": options.quick,
+        "schedule": asdict(schedule),
+        "augmentation": _augmentation(schedule),
+        "timings_s": timings,
+        "run": {**run.describe(), "seconds_per_epoch": {}},
+    }
+    steps = StepCache(cache_dir / "steps")
+    n_classes = len(dataset.labels)
+
+    with trainer.progress(console, run) as bar:
+        train_step = trainer.StepTrainer(
+            steps, run, console, bar, results["run"]["seconds_per_epoch"]
+        )
+        step = time.perf_counter()
+        kernel = _filter_size(options, schedule, sides, n_classes, train_step, results)
+        timings["filter_size_selection"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        parents = _parents(options, schedule, sides, kernel, n_classes, train_step, results)
+        timings["parent"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        if not val.empty:
+            base = train_step(
+                baseline_config(n_classes), train, schedule.full, "DCASE 2022 baseline"
+            )
+            results["baseline"] = _describe(base, val, "DCASE 2022 baseline")
+            if run.main:
+                nets.save_model(base, out / "torch" / "baseline.pt")
+        timings["baseline"] = time.perf_counter() - step
+
+        step = time.perf_counter()
+        members = _members(options, schedule, sides, parents, train_step, results)
+        timings["prune_finetune"] = time.perf_counter() - step
+
+    if not run.main:  # rank 0 writes the model and the report; the others wait for it
+        distributed.barrier(run)
+        return results
+    step = time.perf_counter()
+    spec = export.Export(
+        out,
+        options.name,
+        options.seed,
+        dataset,
+        sides.frontend,
+        sides.mean,
+        sides.std,
+        sides.window_frames,
+        DESCRIPTION,
+    )
+    results["ensemble"] = export.export(members, train, val, spec, results)
+    timings["fuse_quantize"] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    results["steps"] = {"kept": steps.hits, "trained": steps.misses}
+    _compare(results, val, options.seed)
+    results["environment"] = _environment()
+    results["checks"] = _checks(results)
+    report.write_report(results, out)
+    distributed.barrier(run)
+    console.print(
+        f"report: {out / 'report.md'}  model: {out / 'model.onnx'}  "
+        f"total time {timings['total'] / 60:.1f} min"
+    )
+    return results
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """The run's training and validation windows, normalised by the training frames' bands."""
+
+    train: Split
+    val: Split
+    mean: np.ndarray
+    std: np.ndarray
+    frontend: FrontEndConfig
+    window_frames: int
+    train_names: list[str]
+    val_names: list[str]
+    train_clips: list[data.Clip]
+    val_clips: list[data.Clip]
+
+
+def _load_sides(
+    options: PipelineOptions,
+    schedule: Schedule,
+    dataset: data.Dataset,
+    cache_dir: Path,
+    run: distributed.Run,
+    console: Console,
+) -> _Sides:
+    """Features of every clip and of its speed variants, from the cache or computed into it."""
     frontend = FrontEndConfig()
     window_frames = frontend.frames_for(1.0)
-
-    dataset = data.load_dataset(options.data)
     train_names, val_names = splits.choose_splits(dataset, options.train_splits, options.val_splits)
     train_clips, val_clips = data.split_clips(dataset, set(train_names), set(val_names))
     if options.quick:
         train_clips, val_clips = splits.thin(train_clips, 12), splits.thin(val_clips, 6)
-    cache_dir = options.cache or out.parent / ".cache"
     cache = data.FeatureCache(cache_dir, frontend, write=run.main)
-    steps = StepCache(cache_dir / "steps")
     console.print(
         f"[bold]edge-asc train[/bold] {dataset.root} ({dataset.layout}): "
         f"{len(train_clips)} training clips {train_names}, "
         f"{len(val_clips)} validation clips {val_names}"
     )
-    timings: dict[str, float] = {}
-
-    step = time.perf_counter()
     if not run.main:  # rank 0 computes and writes the features; the others then read them
         distributed.barrier(run)
     train_frames = cache.load_all(train_clips, progress=run.main)
@@ -190,187 +292,142 @@ def _run_pipeline(options: PipelineOptions, run: distributed.Run) -> dict[str, A
     val = splits.make_split(
         dataset.label_indices(val_clips), val_frames, mean, std, window_frames, hop
     )
-    del train_frames, variants, val_frames
-    timings["features"] = time.perf_counter() - step
-    n_classes = len(dataset.labels)
-    results: dict[str, Any] = {
-        "data": str(dataset.root),
-        "layout": dataset.layout,
-        "labels": dataset.labels,
-        "train_splits": train_names,
-        "val_splits": val_names,
-        "clips": {"train": len(train_clips), "val": len(val_clips)},
-        "windows": {"train": len(train.y), "val": len(val.y)},
-        "seed": options.seed,
-        "quick": options.quick,
-        "schedule": asdict(schedule),
-        "augmentation": _augmentation(schedule),
-        "timings_s": timings,
-        "run": {**run.describe(), "seconds_per_epoch": {}},
-    }
-
-    with _progress(console, run) as bar:
-
-        def train_step(
-            config: CnnConfig,
-            side: Split,
-            how: fit.FitOptions,
-            label: str,
-            start: Cnn | None = None,
-            teacher: Cnn | None = None,
-        ) -> Cnn:
-            """Train one model, or load it when this very step has finished before; on several
-            ranks rank 0 decides which and all train it or receive rank 0's."""
-            key = steps.key(config, how, side.clips, side.draw_labels, start, teacher)
-            task = bar.add_task(label, total=how.epochs)
-            kept = steps.load(key) if run.main else None
-            if distributed.agree(run, kept is not None):
-                bar.update(task, completed=how.epochs, description=f"{label} (kept from before)")
-                mine = kept if kept is not None else Cnn(config).eval()  # filled from rank 0
-                return distributed.share_model(run, mine)
-            began = time.perf_counter()
-            trained = fit.fit(
-                start or fit.new_model(config, how.seed),
-                None,
-                side.draw_labels,
-                how,
-                progress=lambda e, _n, loss: bar.update(
-                    task, completed=e, description=f"{label} loss {loss:.3f}"
-                ),
-                teacher=teacher,
-                clips=side.clips,
-                run=run,
-            )
-            distributed.share_model(run, trained)
-            took = time.perf_counter() - began
-            results["run"]["seconds_per_epoch"][label] = took / max(how.epochs, 1)
-            if run.main:
-                steps.save(key, trained)
-            if not console.is_terminal:  # a log file gets one line per finished step
-                console.print(f"{label}: {how.epochs} epochs, {took:.0f} s")
-            return trained
-
-        step = time.perf_counter()
-        reference = _reference(options.reference)
-        if reference:  # the validated run already chose: train on everything with its choices
-            results["filter_size"] = reference["filter_size"]
-            kernel = reference["selected_kernel"]
-        else:
-            results["filter_size"], kernel = selection.select_kernel(
-                train,
-                train_clips,
-                options.kernels,
-                options.members,
-                schedule.views,
-                options.ensemble_mac_budget,
-                schedule.selection,
-                n_classes,
-                train_step,
-                lambda model, side: _describe(model, side, "")["accuracy"],
-            )
-        results["reference_run"] = reference
-        timings["filter_size_selection"] = time.perf_counter() - step
-
-        step = time.perf_counter()
-        parent_configs = [
-            replace(singh_config(kernel, n_classes), view=schedule.views[n % len(schedule.views)])
-            for n in range(schedule.parents)
-        ]
-        parents, results["parents"] = [], []
-        for number, parent_config in enumerate(parent_configs, start=1):
-            name = _parent_name(number)
-            # Parents differ in their input view, initial weights and window order: what makes
-            # their members' errors differ, so that averaging them corrects some.
-            how = replace(schedule.full, seed=options.seed + PARENT_SEED_STEP * (number - 1))
-            label = f"{name} {kernel}x{kernel} {parent_config.view}"
-            parent = train_step(parent_config, train, how, label)
-            results["parents"].append(_describe(parent, val, name))
-            if run.main:
-                nets.save_model(parent, out / "torch" / f"{name}.pt")
-            parents.append(parent)
-        results["parent"] = results["parents"][0]
-        timings["parent"] = time.perf_counter() - step
-
-        step = time.perf_counter()
-        if not val.empty:
-            base = train_step(
-                baseline_config(n_classes), train, schedule.full, "DCASE 2022 baseline"
-            )
-            results["baseline"] = _describe(base, val, "DCASE 2022 baseline")
-            if run.main:
-                nets.save_model(base, out / "torch" / "baseline.pt")
-        timings["baseline"] = time.perf_counter() - step
-
-        step = time.perf_counter()
-        members, results["members"] = [], []
-        chosen = selection.members_within_budget(
-            parent_configs, options.members, options.ensemble_mac_budget
-        )
-        if not any(chosen):
-            raise EdgeAscError(
-                f"no pruned {kernel}x{kernel} member fits {options.ensemble_mac_budget:,} MACs"
-            )
-        for number, (which, kind, name) in enumerate(selection.member_names(chosen), start=1):
-            # Members of one parent share its conv1 (frozen), which the fused graph computes once.
-            parent = parents[which]
-            pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[kind])
-            row = _describe(pruned, val, name)
-            row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)
-            pruned = train_step(
-                pruned.config,
-                train,
-                _member_seed(schedule.finetune, options, number),
-                f"fine-tune {name}",
-                start=pruned,
-                teacher=parent,
-            )
-            row.update(_describe(pruned, val, name))
-            row["kept_filters"] = {str(k): v for k, v in kept.items()}
-            row["parent"] = _parent_name(which + 1)
-            results["members"].append(row)
-            members.append(pruned)
-            if run.main:
-                nets.save_model(pruned, out / "torch" / f"{name}.pt")
-        timings["prune_finetune"] = time.perf_counter() - step
-        if len(parents) > 1 and not val.empty:
-            # What the second parent buys: the first parent's members alone, averaged the same way.
-            own = [
-                m
-                for m, row in zip(members, results["members"], strict=True)
-                if row["parent"] == "parent"
-            ]
-            results["ensemble_of_first_parent_members_fp32"] = _ensemble_accuracy(own, val)
-
-    if not run.main:  # rank 0 writes the model and the report; the others wait for it
-        distributed.barrier(run)
-        return results
-    step = time.perf_counter()
-    spec = export.Export(
-        out, options.name, options.seed, dataset, frontend, mean, std, window_frames, DESCRIPTION
+    return _Sides(
+        train,
+        val,
+        mean,
+        std,
+        frontend,
+        window_frames,
+        train_names,
+        val_names,
+        train_clips,
+        val_clips,
     )
-    results["ensemble"] = export.export(members, train, val, spec, results)
-    if not val.empty:
-        results["ensemble_adds_over_best_member"] = results["ensemble"]["int8_accuracy"] - max(
-            m["accuracy"] for m in results["members"]
+
+
+def _filter_size(
+    options: PipelineOptions,
+    schedule: Schedule,
+    sides: _Sides,
+    n_classes: int,
+    train_step: trainer.StepTrainer,
+    results: dict[str, Any],
+) -> int:
+    """The kernel: measured on the training clips, or the validated run's choice when this run
+    trains on everything."""
+    ref = reference.load(options.reference)
+    results["reference_run"] = ref
+    if ref:
+        results["filter_size"] = ref["filter_size"]
+        return ref["selected_kernel"]
+    results["filter_size"], kernel = selection.select_kernel(
+        sides.train,
+        sides.train_clips,
+        options.kernels,
+        options.members,
+        schedule.views,
+        options.ensemble_mac_budget,
+        schedule.selection,
+        n_classes,
+        train_step,
+        lambda model, side: _describe(model, side, "")["accuracy"],
+    )
+    return kernel
+
+
+def _parents(
+    options: PipelineOptions,
+    schedule: Schedule,
+    sides: _Sides,
+    kernel: int,
+    n_classes: int,
+    train_step: trainer.StepTrainer,
+    results: dict[str, Any],
+) -> list[Cnn]:
+    """Parents differ in their input view, initial weights and window order: what makes their
+    members' errors differ, so that averaging them corrects some."""
+    parents, results["parents"] = [], []
+    for number in range(1, schedule.parents + 1):
+        config = replace(
+            singh_config(kernel, n_classes),
+            view=schedule.views[(number - 1) % len(schedule.views)],
         )
-    timings["fuse_quantize"] = time.perf_counter() - step
-    timings["total"] = time.perf_counter() - started
-    results["steps"] = {"kept": steps.hits, "trained": steps.misses}
-    if "baseline" in results and "int8_clip_predictions" in results["ensemble"]:
-        ensemble_right = np.asarray(results["ensemble"]["int8_clip_predictions"]) == val.clip_labels
+        name = _parent_name(number)
+        how = replace(schedule.full, seed=options.seed + PARENT_SEED_STEP * (number - 1))
+        parent = train_step(config, sides.train, how, f"{name} {kernel}x{kernel} {config.view}")
+        results["parents"].append(_describe(parent, sides.val, name))
+        if train_step.run.main:
+            nets.save_model(parent, options.out / "torch" / f"{name}.pt")
+        parents.append(parent)
+    results["parent"] = results["parents"][0]
+    return parents
+
+
+def _members(
+    options: PipelineOptions,
+    schedule: Schedule,
+    sides: _Sides,
+    parents: list[Cnn],
+    train_step: trainer.StepTrainer,
+    results: dict[str, Any],
+) -> list[Cnn]:
+    """Each parent's least pruned members that fit its share of the budget, fine-tuned with
+    conv1 frozen (members of one parent share it, and the fused graph computes it once)."""
+    val = sides.val
+    chosen = selection.members_within_budget(
+        [p.config for p in parents], options.members, options.ensemble_mac_budget
+    )
+    if not any(chosen):
+        kernel = parents[0].config.kernel
+        raise EdgeAscError(
+            f"no pruned {kernel}x{kernel} member fits {options.ensemble_mac_budget:,} MACs"
+        )
+    members, results["members"] = [], []
+    for number, (which, kind, name) in enumerate(selection.member_names(chosen), start=1):
+        parent = parents[which]
+        pruned, kept = prune.prune(parent, prune.PAPER_MEMBERS[kind])
+        row = _describe(pruned, val, name)
+        row["pruned_before_finetune_accuracy"] = row.pop("accuracy", None)
+        pruned = train_step(
+            pruned.config,
+            sides.train,
+            _member_seed(schedule.finetune, options, number),
+            f"fine-tune {name}",
+            start=pruned,
+            teacher=parent,
+        )
+        row.update(_describe(pruned, val, name))
+        row["kept_filters"] = {str(k): v for k, v in kept.items()}
+        row["parent"] = _parent_name(which + 1)
+        results["members"].append(row)
+        members.append(pruned)
+        if train_step.run.main:
+            nets.save_model(pruned, options.out / "torch" / f"{name}.pt")
+    if len(parents) > 1 and not val.empty:
+        # What the second parent buys: the first parent's members alone, averaged the same way.
+        own = [
+            m
+            for m, row in zip(members, results["members"], strict=True)
+            if row["parent"] == "parent"
+        ]
+        results["ensemble_of_first_parent_members_fp32"] = _ensemble_accuracy(own, val)
+    return members
+
+
+def _compare(results: dict[str, Any], val: Split, seed: int) -> None:
+    """What the ensemble adds over its best member and over the baseline of the same run."""
+    if val.empty:
+        return
+    ens = results["ensemble"]
+    best_member = max(m["accuracy"] for m in results["members"])
+    results["ensemble_adds_over_best_member"] = ens["int8_accuracy"] - best_member
+    if "baseline" in results and "int8_clip_predictions" in ens:
+        ensemble_right = np.asarray(ens["int8_clip_predictions"]) == val.clip_labels
         baseline_right = np.asarray(results["baseline"]["clip_predictions"]) == val.clip_labels
         results["ensemble_minus_baseline"] = stats.paired_bootstrap(
-            ensemble_right, baseline_right, seed=options.seed
+            ensemble_right, baseline_right, seed=seed
         )
-    results["environment"] = _environment()
-    results["checks"] = _checks(results)
-    report.write_report(results, out)
-    distributed.barrier(run)
-    console.print(
-        f"report: {out / 'report.md'}  model: {out / 'model.onnx'}  "
-        f"total time {timings['total'] / 60:.1f} min"
-    )
-    return results
 
 
 def _augmentation(schedule: Schedule) -> dict[str, Any]:
@@ -423,59 +480,6 @@ def _describe(model: Cnn, val: Split, name: str) -> dict[str, Any]:
     return row
 
 
-def _reference(path: Path | None) -> dict[str, Any] | None:
-    """A validated run's figures, for a model trained on everything (which has no validation)."""
-    if path is None:
-        return None
-    try:
-        ref = json.loads(Path(path).read_text())
-        if "rotations" in ref:
-            return _rotation_reference(ref)
-        ens = ref["ensemble"]
-        return {
-            "train_splits": ref["train_splits"],
-            "val_splits": ref["val_splits"],
-            "fp32_accuracy": ens["fp32_accuracy"],
-            "int8_accuracy": ens["int8_accuracy"],
-            "baseline_accuracy": ref["baseline"]["accuracy"],
-            "members": {m["name"]: m["accuracy"] for m in ref["members"]},
-            "parent_accuracy": ref["parent"]["accuracy"],
-            "selected_kernel": next(r["kernel"] for r in ref["filter_size"] if r["selected"]),
-            "filter_size": ref["filter_size"],
-        }
-    except (OSError, ValueError, KeyError, StopIteration) as err:
-        raise EdgeAscError(f"cannot use reference report {path}: {err}") from err
-
-
-def _rotation_reference(ref: dict[str, Any]) -> dict[str, Any]:
-    """A rotation's means: the kernel most of its runs chose (the smaller on a tie), and that
-    run's filter-size table."""
-    rotations = ref["rotations"]
-    kernels = [r["selected_kernel"] for r in rotations]
-    kernel = min(set(kernels), key=lambda k: (-kernels.count(k), k))
-    models = ref["models"]
-    members = [name for name in models if name.startswith("member ")]
-
-    def mean(name: str) -> float:
-        return models[name]["accuracy"]["mean"]
-
-    return {
-        "kind": "rotation",
-        "train_splits": [r["train_splits"] for r in rotations],
-        "val_splits": [v for r in rotations for v in r["val_splits"]],
-        "fp32_accuracy": mean("fused ensemble FP32"),
-        "int8_accuracy": mean("fused ensemble INT8"),
-        "int8_accuracy_se": models["fused ensemble INT8"]["accuracy"]["se"],
-        "int8_per_rotation": models["fused ensemble INT8"]["accuracy"]["per_rotation"],
-        "baseline_accuracy": mean("DCASE 2022 baseline"),
-        "members": {name.removeprefix("member "): mean(name) for name in members},
-        "parent_accuracy": mean("parent"),
-        "ensemble_minus_best_member": ref["ensemble_minus_best_member"]["mean"],
-        "selected_kernel": kernel,
-        "filter_size": next(r["filter_size"] for r in rotations if r["selected_kernel"] == kernel),
-    }
-
-
 def _checks(results: dict[str, Any]) -> dict[str, Any]:
     """The acceptance points of a shipped configuration, evaluated on this run's own figures."""
     ens = results["ensemble"]
@@ -508,15 +512,3 @@ def _environment() -> dict[str, str]:
         "processor": platform.processor() or "unknown",
         "threads": str(torch.get_num_threads()),
     }
-
-
-def _progress(console: Console, run: distributed.Run) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-        disable=not run.main,
-    )
