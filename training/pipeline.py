@@ -2,8 +2,9 @@
 
 Orchestration only: splits and normalisation live in `splits`, the filter-size choice in
 `selection`, augmentation in `augment`, training or loading a finished step in `trainer` (over
-`steps`), a validated run's figures in `reference`, fusion, INT8 and the card in `export`. Each step's figures go into one results dict that becomes the report and the model
-card, so what the report says is what the shipped file carries.
+`steps`), a validated run's figures in `reference`, fusion, INT8 and the card in `export`.
+Each step's figures go into one results dict that becomes the report and the model card, so
+what the report says is what the shipped file carries.
 """
 
 from __future__ import annotations
