@@ -247,11 +247,14 @@ class _Sides:
     mean: np.ndarray
     std: np.ndarray
     frontend: FrontEndConfig
-    window_frames: int
     train_names: list[str]
     val_names: list[str]
     train_clips: list[data.Clip]
     val_clips: list[data.Clip]
+
+    @property
+    def window_frames(self) -> int:
+        return self.frontend.frames_for(1.0)
 
 
 def _load_sides(
@@ -299,7 +302,6 @@ def _load_sides(
         mean,
         std,
         frontend,
-        window_frames,
         train_names,
         val_names,
         train_clips,
@@ -318,9 +320,8 @@ def _filter_size(
     """The kernel: measured on the training clips, or the validated run's choice when this run
     trains on everything."""
     ref = reference.load(options.reference)
-    results["reference_run"] = ref
     if ref:
-        results["filter_size"] = ref["filter_size"]
+        results["filter_size"], results["reference_run"] = ref["filter_size"], ref
         return ref["selected_kernel"]
     results["filter_size"], kernel = selection.select_kernel(
         sides.train,
@@ -334,6 +335,7 @@ def _filter_size(
         train_step,
         lambda model, side: _describe(model, side, "")["accuracy"],
     )
+    results["reference_run"] = None
     return kernel
 
 
