@@ -265,6 +265,13 @@ def train(
             "process takes its own GPU."
         ),
     ] = "auto",
+    backgrounds: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of recorded scenes (a street, a park, a room) to mix under half of the "
+            "second parent's training windows."
+        ),
+    ] = None,
 ) -> None:
     """Build a model: select the filter size, train, prune, fine-tune, quantize, fuse."""
     try:
@@ -286,6 +293,7 @@ def train(
         cache=cache,
         reference=reference,
         device=device,
+        backgrounds=backgrounds,
     )
     if rotate and "WORLD_SIZE" in os.environ:
         raise EdgeAscError("--rotate runs in one process: start it without torchrun")

@@ -107,6 +107,24 @@ def test_train_bad_data_is_one_line_and_exit_2(case, tmp_path, shared_data):
     assert str(data.name) in lines[-1] or "x.wav" in lines[-1]
 
 
+@pytest.mark.parametrize("case", ["missing", "no_audio", "unreadable"])
+def test_train_bad_backgrounds_is_one_line_and_exit_2(case, tmp_path, shared_data):
+    scenes = tmp_path / "scenes"
+    if case != "missing":
+        scenes.mkdir()
+        (scenes / "readme.txt").write_text("recorded on the balcony")
+    if case == "unreadable":
+        (scenes / "balcony.wav").write_bytes(b"definitely not audio" * 10)
+    data = shared_data / "urbansound8k-16k"
+    out = tmp_path / "run"
+    result = run("train", str(data), "--out", str(out), "--quick", "--backgrounds", str(scenes))
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("edge-asc: ") and "Traceback" not in result.stderr
+    assert ("balcony.wav" if case == "unreadable" else "scenes") in lines[-1]
+    assert not (out / "model.onnx").exists()
+
+
 # --- bad input: one line on stderr, exit 2, nothing else ----------------------------------------
 
 

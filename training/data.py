@@ -26,6 +26,7 @@ from edge_asc.audio_io import read_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig, LogMel, tile_to_window, windows
 from edge_asc.training.augment import Speed
+from edge_asc.training.backgrounds import Backgrounds
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64"}
@@ -267,6 +268,8 @@ class ClipFrames:
     # How far a 1-dB gain moves each band once normalised (10 log10 e / std): what a gain
     # augmentation adds to a window; None where the frames' scale is not known.
     db_step: np.ndarray | None = None
+    # Recorded scenes a share of the drawn windows may be mixed over (see `backgrounds`).
+    background: Backgrounds | None = None
 
     @classmethod
     def of(
@@ -275,6 +278,7 @@ class ClipFrames:
         window_frames: int,
         hop_frames: int,
         db_step: np.ndarray | None = None,
+        background: Backgrounds | None = None,
     ) -> ClipFrames:
         if not frames_list:
             raise ValueError("no clips to make windows from")
@@ -282,7 +286,7 @@ class ClipFrames:
         lengths = np.array([len(f) for f in tiled], dtype=np.int64)
         counts = (lengths - window_frames) // hop_frames + 1
         frames = np.concatenate(tiled).astype(np.float32, copy=False)
-        return cls(frames, lengths, counts, window_frames, db_step)
+        return cls(frames, lengths, counts, window_frames, db_step, background)
 
     @property
     def first(self) -> np.ndarray:
@@ -295,7 +299,12 @@ class ClipFrames:
         parts = [self.frames[first[i] : first[i] + self.lengths[i]] for i in clips]
         frames = np.concatenate(parts) if parts else self.frames[:0]  # none: nothing to draw
         return ClipFrames(
-            frames, self.lengths[clips], self.counts[clips], self.window_frames, self.db_step
+            frames,
+            self.lengths[clips],
+            self.counts[clips],
+            self.window_frames,
+            self.db_step,
+            self.background,
         )
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:

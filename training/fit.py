@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from edge_asc.training import distributed
+from edge_asc.training import backgrounds, distributed
 from edge_asc.training.data import ClipFrames
 from edge_asc.training.nets import Cnn, CnnConfig
 
@@ -33,6 +33,8 @@ class FitOptions:
     gain_db: float = 0.0  # each drawn window louder or quieter by up to this (0: off; needs clips)
     mixstyle: float = 0.0  # share of batches given Freq-MixStyle (0: off)
     mixstyle_alpha: float = 0.3  # Beta(alpha, alpha) weight of a window's own band statistics
+    background_share: float = 0.0  # share of drawn windows mixed over a background (needs clips)
+    background_snr_db: tuple[float, float] = (0.0, 20.0)  # their signal-to-background ratio
 
 
 def seed_everything(seed: int) -> None:
@@ -141,7 +143,9 @@ def _epochs(
     smallest = max(2, run.world_size)  # batch norm cannot train on one window; every rank some
     for epoch in range(options.epochs):
         if clips is not None:
-            xt = _on(torch.from_numpy(_gain(clips.draw(rng), clips, options.gain_db, rng)), device)
+            drawn = _gain(clips.draw(rng), clips, options.gain_db, rng)
+            drawn = _background(drawn, clips, options, rng)
+            xt = _on(torch.from_numpy(drawn), device)
         net.train()
         _freeze(model, options.frozen_convs)
         order = torch.randperm(len(xt), generator=generator)
@@ -267,6 +271,18 @@ def _gain(
         return x
     db = rng.uniform(-gain_db, gain_db, size=(len(x), 1, 1, 1)).astype(np.float32)
     return x + db * clips.db_step.astype(np.float32)[None, None, :, None]
+
+
+def _background(
+    x: np.ndarray, clips: ClipFrames, options: FitOptions, rng: np.random.Generator
+) -> np.ndarray:
+    """A share of the windows over recorded scenes, after the gain, so the ratio is the
+    window's as heard (see `backgrounds`)."""
+    if options.background_share <= 0 or clips.background is None:
+        return x
+    return backgrounds.mix(
+        x, clips.background, options.background_share, options.background_snr_db, rng
+    )
 
 
 def _mix(

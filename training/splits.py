@@ -12,6 +12,7 @@ import numpy as np
 
 from edge_asc.errors import EdgeAscError
 from edge_asc.training import data
+from edge_asc.training.backgrounds import Backgrounds
 
 
 @dataclass
@@ -79,6 +80,7 @@ def make_split(
     window_frames: int,
     window_hop: int,
     variants: list[list[np.ndarray]] | None = None,
+    background: Backgrounds | None = None,
 ) -> Split:
     """The grid windows of `frames` and, for training, everything an epoch draws from: the
     originals plus each augmented variant of them (same labels)."""
@@ -92,7 +94,7 @@ def make_split(
     normalised = [((f - mean) / std).astype(np.float32) for group in drawn for f in group]
     # One dB of gain adds 10 log10(e)^-1 = ln(10) / 10 to a band's natural-log power.
     db_step = (np.log(10.0) / 10.0 / std).astype(np.float32)
-    clips = data.ClipFrames.of(normalised, window_frames, window_hop, db_step=db_step)
+    clips = data.ClipFrames.of(normalised, window_frames, window_hop, db_step, background)
     draw_labels = np.repeat(np.tile(labels, len(drawn)), clips.counts)
     return Split(x, xn, y, clip_index, np.asarray(labels, dtype=np.int64), clips, draw_labels)
 

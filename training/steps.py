@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edge_asc.training import augment, data, fit, nets, prune
+from edge_asc.training import augment, backgrounds, data, fit, nets, prune
 from edge_asc.training.nets import Cnn, CnnConfig
 
 # The modules whose code decides what a step trains to.
-_CODE = (augment, data, fit, nets, prune)
+_CODE = (augment, backgrounds, data, fit, nets, prune)
 
 
 class StepCache:
@@ -80,7 +80,8 @@ class StepCache:
         if known is not None and known[0] is frames:
             return known[1]
         digest = hashlib.sha256()
-        for array in (frames.frames, frames.lengths, frames.counts, labels, frames.db_step):
+        mixed = frames.background.arrays if frames.background is not None else (None,)
+        for array in (frames.frames, frames.lengths, frames.counts, labels, frames.db_step, *mixed):
             digest.update(b"-" if array is None else np.ascontiguousarray(array).tobytes())
         value = digest.hexdigest()
         self._digests[id(frames)] = (frames, value)

@@ -20,10 +20,17 @@ from edge_asc.training.splits import inner_splits
 
 
 @pytest.fixture(scope="module")
-def tau_run(tau22_root: Path, tmp_path_factory) -> tuple[dict, Path, Path]:
+def tau_run(tau22_root: Path, shared_data: Path, tmp_path_factory) -> tuple[dict, Path, Path]:
     out = tmp_path_factory.mktemp("tau-run")
-    options = PipelineOptions(data=tau22_root, out=out / "a", quick=True, cache=out / "cache")
-    return run_pipeline(options), out, tau22_root
+    return run_pipeline(_shipped(tau22_root, out, "a", shared_data)), out, tau22_root
+
+
+def _shipped(root: Path, out: Path, name: str, shared_data: Path) -> PipelineOptions:
+    """The shipped configuration's run, quick: the second parent over recorded scenes too."""
+    scenes = shared_data / "tut-urban-2018-demo"
+    return PipelineOptions(
+        data=root, out=out / name, quick=True, cache=out / "cache", backgrounds=scenes
+    )
 
 
 def test_trains_on_the_tau22_layout(tau_run):
@@ -64,6 +71,9 @@ def test_trains_on_the_tau22_layout(tau_run):
         report["ensemble"]["int8_accuracy"] - report["baseline"]["accuracy"],
     )
     assert "paired bootstrap 95 % interval" in (run / "report.md").read_text()
+    mixed = report["augmentation"]["backgrounds"]
+    assert mixed["share_per_parent"] == [0.0, 0.5] and mixed["snr_db"] == [0.0, 20.0]
+    assert len(mixed["recordings"]) == 10 and 99 < mixed["seconds"] < 101
 
 
 def test_the_run_keeps_every_trained_model_for_benchmarks(tau_run):
@@ -91,16 +101,17 @@ def test_the_app_runs_what_the_pipeline_built(tau_run):
     assert card.file_size_bytes == (out / "a" / "model.onnx").stat().st_size
     assert card.macs == results["ensemble"]["macs"] <= results["ensemble"]["members_macs"]
     assert card.training["accuracy"]["int8"] == results["ensemble"]["int8_accuracy"]
+    assert card.training["augmentation"] == results["augmentation"]  # backgrounds named
+    assert "mixed over recorded scenes" in card.description
     clip = next((root / "audio").glob("*.wav"))
     result = classifier.classify_file(clip)  # 48 kHz stereo 24-bit, resampled by the app
     assert result.label in card.labels
     assert np.isclose(sum(result.probabilities.values()), 1, atol=1e-4)
 
 
-def test_same_arguments_give_the_same_model(tau_run):
+def test_same_arguments_give_the_same_model(tau_run, shared_data):
     _, out, root = tau_run
-    again = PipelineOptions(data=root, out=out / "b", quick=True, cache=out / "cache")
-    run_pipeline(again)
+    run_pipeline(_shipped(root, out, "b", shared_data))
     first = (out / "a" / "model.onnx").read_bytes()
     assert (out / "b" / "model.onnx").read_bytes() == first
 
@@ -126,6 +137,8 @@ def test_training_on_every_split_records_the_reference_run(tau_run):
     assert ref["val_splits"] == ["evaluate"]
     assert card.training["accuracy"] == {"fp32": None, "int8": None}
     assert everything["schedule"] == results["schedule"]
+    assert everything["augmentation"]["backgrounds"] is None  # none given, none mixed
+    assert "recorded scenes" not in card.description
 
 
 @pytest.mark.parametrize(
