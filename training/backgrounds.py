@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from edge_asc.errors import EdgeAscError
+from edge_asc.training.data import AUDIO_SUFFIXES
 
-AUDIO_SUFFIXES = (".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif")
 LN_DB = np.log(10.0) / 10.0  # one dB in natural-log power
 
 
@@ -53,8 +53,9 @@ def find(folder: Path) -> list[Path]:
         raise EdgeAscError(f"background folder not found: {folder}")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     if not paths:
-        suffixes = ", ".join(AUDIO_SUFFIXES)
-        raise EdgeAscError(f"no background recordings ({suffixes}) in {folder}")
+        raise EdgeAscError(
+            f"no background recordings ({', '.join(sorted(AUDIO_SUFFIXES))}) in {folder}"
+        )
     return paths
 
 
@@ -62,7 +63,7 @@ def bank(
     frames: list[np.ndarray], mean: np.ndarray, std: np.ndarray, window_frames: int
 ) -> Backgrounds:
     """The recordings end to end; a mixed window is cut from anywhere in them."""
-    joined = np.concatenate(frames).astype(np.float32) if frames else np.empty((0, len(mean)))
+    joined = np.concatenate(frames).astype(np.float32)
     if len(joined) < window_frames:
         raise EdgeAscError(
             f"the background recordings hold {len(joined)} frames; a window needs {window_frames}"

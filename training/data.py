@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +27,9 @@ from edge_asc.audio_io import read_audio
 from edge_asc.errors import EdgeAscError
 from edge_asc.features import FrontEndConfig, LogMel, tile_to_window, windows
 from edge_asc.training.augment import Speed
-from edge_asc.training.backgrounds import Backgrounds
+
+if TYPE_CHECKING:  # backgrounds reads this module's audio suffixes
+    from edge_asc.training.backgrounds import Backgrounds
 
 AUDIO_SUFFIXES = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64"}
